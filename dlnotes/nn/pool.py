@@ -1,0 +1,90 @@
+"""Pooling over NHWC feature maps as pure functions.
+
+For a window K (K_h, K_w), stride S (default S = K) and padding P, every pool
+reads the same windows as a conv: output (i, j) sees x_pad[S·i : S·i + K, S·j : S·j + K]
+and the output size is ⌊(W − K + 2P)/S⌋ + 1.
+
+    avg_pool        mean of the window
+    max_pool        max of the window (padding counts as −∞)
+    pick_pool       one fixed position of the window (K = 1: plain subsampling x[::S, ::S])
+    weighted_pool   Σ_ab v[a, b]·window[a, b], one weight map shared by all channels:
+                    a depthwise strided conv with the kernel v repeated over channels
+
+All are shifted strided slices of the padded input combined elementwise (no
+``reduce_window``), cheap on CPU inside ``lax.scan``, and differentiable.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from dlnotes.errors import ConfigError
+from dlnotes.nn.conv import _explicit_padding, _pair, conv2d, pad_spatial, shifted_views
+
+
+def _windows(x, window, stride, padding, pad_value):
+    if x.ndim != 4:
+        raise ConfigError("pool", f"expected an NHWC input, got shape {x.shape}")
+    k = _pair(window, "window")
+    s = k if stride is None else _pair(stride, "stride")
+    pads = _explicit_padding(padding, x.shape[1:3], k, s)
+    xp = pad_spatial(x, pads, "zeros", value=pad_value)
+    out = tuple((xp.shape[1 + i] - k[i]) // s[i] + 1 for i in range(2))
+    if min(out) < 1:
+        raise ConfigError("window", f"window {k} larger than padded input {xp.shape[1:3]}")
+    return shifted_views(xp, k, s, (1, 1), out), k, s, pads, out
+
+
+def avg_pool(x: jax.Array, window, stride=None, padding=0, count_include_pad: bool = True) -> jax.Array:
+    """Mean over each K_h×K_w window. x: (N, H, W, C) → (N, H_out, W_out, C).
+
+    With padding, ``count_include_pad=True`` divides by K_h·K_w (zeros count),
+    False by the number of real pixels in the window.
+    """
+    views, k, s, pads, out = _windows(x, window, stride, padding, 0.0)
+    total = sum(views)
+    if count_include_pad or all(p == (0, 0) for p in pads):
+        return total / (k[0] * k[1])
+    ones = jnp.ones((1, *x.shape[1:3], 1), x.dtype)
+    count_views, *_ = _windows(ones, window, stride, padding, 0.0)
+    return total / sum(count_views)
+
+
+def max_pool(x: jax.Array, window, stride=None, padding=0) -> jax.Array:
+    """Max over each K_h×K_w window (padding is −∞, never selected)."""
+    views, *_ = _windows(x, window, stride, padding, -jnp.inf)
+    y = views[0]
+    for v in views[1:]:
+        y = jnp.maximum(y, v)
+    return y
+
+
+def pick_pool(x: jax.Array, window=1, stride=None, padding=0, pick=(0, 0)) -> jax.Array:
+    """Pick one fixed position ``pick`` = (a, b) of each window: y[i, j] = x_pad[S·i + a, S·j + b].
+
+    ``pick_pool(x, 1, S)`` is subsampling x[:, ::S, ::S] (a stride-S 1×1 layer).
+    """
+    k = _pair(window, "window")
+    a, b = _pair(pick, "pick")
+    if not (0 <= a < k[0] and 0 <= b < k[1]):
+        raise ConfigError("pick", f"position {(a, b)} outside window {k}")
+    views, *_ = _windows(x, window, stride, padding, 0.0)
+    return views[a * k[1] + b]
+
+
+def subsample(x: jax.Array, stride) -> jax.Array:
+    """x[:, ::S_h, ::S_w] — pick-one pooling with a 1×1 window."""
+    return pick_pool(x, 1, stride)
+
+
+def weighted_pool(x: jax.Array, weights: jax.Array, stride=None, padding=0, impl: str = "auto") -> jax.Array:
+    """Weighted average y[i, j, c] = Σ_ab v[a, b]·x_pad[S·i + a, S·j + b, c] as a strided
+    depthwise conv. ``weights``: (K_h, K_w) shared over channels (uniform 1/K² = avg_pool;
+    e.g. a normalized binomial/Gaussian window for blur pooling). Stride defaults to K."""
+    if weights.ndim != 2:
+        raise ConfigError("weights", f"expected a (K_h, K_w) window, got shape {weights.shape}")
+    c = x.shape[-1]
+    k = weights.shape
+    s = k if stride is None else stride
+    w = jnp.broadcast_to(weights.astype(x.dtype)[:, :, None, None], (*k, 1, c))
+    return conv2d(x, w, stride=s, padding=padding, groups=c, impl=impl)
