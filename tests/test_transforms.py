@@ -124,7 +124,7 @@ def test_adamw_mask_leaves_bias_undecayed():
         opt.update(zeros, opt.init(params))
 
 
-@pytest.mark.parametrize("name", ["gd", "heavy_ball", "nesterov", "adam", "adamw"])
+@pytest.mark.parametrize("name", ["heavy_ball", "adamw"])  # gd, nesterov, adam share these code paths
 def test_vmap_over_learning_rates(name):
     """Hyperparameters are array-likes: a vmapped η gives the per-η runs."""
     make = {
@@ -135,9 +135,12 @@ def test_vmap_over_learning_rates(name):
         "adamw": lambda lr: T.adamw(lr, weight_decay=0.01),
     }[name]
     params, loss = _problem(jnp.float32)
+
+    def final(lr):
+        return jax.tree.map(lambda a: a[-1], _trajectory(make(lr), params, loss, 20))
+
     lrs = jnp.array([0.01, 0.03, 0.1])
-    run = jax.jit(jax.vmap(lambda lr: jax.tree.map(lambda a: a[-1], _trajectory(make(lr), params, loss, 20))))
-    batched = run(lrs)
-    for i, lr in enumerate([0.01, 0.03, 0.1]):
-        single = jax.tree.map(lambda a: a[-1], _trajectory(make(lr), params, loss, 20))
-        chex.assert_trees_all_close(jax.tree.map(lambda a: a[i], batched), single, rtol=1e-5, atol=1e-6)
+    batched = jax.jit(jax.vmap(final))(lrs)
+    single = jax.jit(final)
+    for i in range(len(lrs)):
+        chex.assert_trees_all_close(jax.tree.map(lambda a: a[i], batched), single(lrs[i]), rtol=1e-5, atol=1e-6)
