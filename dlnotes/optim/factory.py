@@ -32,7 +32,6 @@ Chain order: clip_by_global_norm(c) → [add_decayed_weights(λ, mask) unless ad
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Callable, Mapping
 
 import jax
