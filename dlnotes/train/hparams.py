@@ -34,13 +34,23 @@ def lookup(config, path: str) -> Any:
     return node
 
 
+STATIC_SUBTREES = ("data",)
+
+
 def float_paths(config) -> list[str]:
-    """Dotted paths of all float leaves (the traced hyperparameters)."""
-    return sorted(p for p, v in _walk(config) if isinstance(v, float) and not isinstance(v, bool))
+    """Dotted paths of all float leaves (the traced hyperparameters).
+
+    Floats under ``data`` are excluded: data are built before the compiled call,
+    so their settings are static (changing them rebuilds the data).
+    """
+    return sorted(p for p, v in _walk(config)
+                  if isinstance(v, float) and not isinstance(v, bool)
+                  and p.split(".")[0] not in STATIC_SUBTREES)
 
 
-def from_config(config, dtype=jnp.float32) -> dict[str, Any]:
-    """The traced-hyperparameter dict of a config: every float leaf as an array."""
+def from_config(config, dtype=None) -> dict[str, Any]:
+    """The traced-hyperparameter dict of a config: every float leaf as an array
+    (default float dtype: float32, or float64 under ``jax.enable_x64``)."""
     return {p: jnp.asarray(lookup(config, p), dtype) for p in float_paths(config)}
 
 

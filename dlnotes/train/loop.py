@@ -1,0 +1,215 @@
+"""The engine: a whole training run as one ``lax.scan``.
+
+An experiment describes *what* is trained with a :class:`Task`; the engine owns
+*how*: batching, the optimizer step, divergence handling, evaluation, chunking
+for progress bars and checkpoints. Given a task,
+
+    train = make_train(task)          # train(hp, key) -> (TrainState, metrics)
+
+is a pure function: ``jax.jit(jax.vmap(train))(hps, keys)`` trains a whole grid
+of (seed, η, other float hyperparameters) in one compiled call. ``hp`` is the
+flat dict of traced float hyperparameters (see ``dlnotes.train.hparams``), so
+changing a number never recompiles.
+
+Randomness is a function of (seed key, step) only — ``fold_in(key, step)`` — so
+results do not depend on how the run is cut into chunks: a run resumed from a
+checkpoint is bit-identical to an uninterrupted one.
+
+Divergence: if a step's loss or new parameters are not finite, the point keeps
+its last finite state for the rest of the run, ``diverged`` turns true and
+``diverged_at`` records the step. Under ``vmap`` this is per point, so one
+diverging point never touches the others.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Mapping, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+Array = jax.Array
+Pytree = Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """What to train.
+
+    init(key, hp) -> (params, model_state)
+    loss(params, model_state, batch, key, hp) -> (scalar, (aux: dict of scalars, new_model_state))
+    optimizer(hp) -> optax.GradientTransformation
+    evaluate(params, model_state, data, hp) -> dict of arrays (optional; run every ``log_every`` steps and at step 0)
+    data: dict of splits; ``data[train_split]`` is a dict of arrays with a shared leading example axis.
+    batch_size: None or 0 = full batch (GD); otherwise minibatches drawn by ``sampling``:
+      "epoch" (reshuffle every epoch, drop the remainder) or "replacement" (iid indices).
+    """
+
+    init: Callable
+    loss: Callable
+    optimizer: Callable
+    data: Mapping[str, Mapping[str, Array]]
+    num_steps: int
+    batch_size: int | None = None
+    sampling: str = "epoch"
+    log_every: int = 1
+    evaluate: Callable | None = None
+    train_split: str = "train"
+
+    def __post_init__(self):
+        if self.num_steps % self.log_every:
+            raise ValueError(f"num_steps={self.num_steps} must be a multiple of log_every={self.log_every}")
+        if self.sampling not in ("epoch", "replacement"):
+            raise ValueError(f"sampling must be 'epoch' or 'replacement', got {self.sampling!r}")
+
+    @property
+    def num_examples(self) -> int:
+        return int(jax.tree.leaves(self.data[self.train_split])[0].shape[0])
+
+
+class TrainState(NamedTuple):
+    step: Array          # int32 scalar
+    params: Pytree
+    model_state: Pytree
+    opt_state: Pytree
+    key: Array           # raw uint32 key data of the run's seed key
+    diverged: Array      # bool
+    diverged_at: Array   # int32, -1 if never
+
+
+def _all_finite(tree) -> Array:
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
+              if jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
+
+
+def _select(pred, new, old):
+    return jax.tree.map(lambda a, b: jnp.where(pred, a, b), new, old)
+
+
+def epoch_permutation(task: Task, key, epoch):
+    """The example order of ``epoch`` (a deterministic function of (key, epoch))."""
+    return jax.random.permutation(jax.random.fold_in(key, epoch), task.num_examples)
+
+
+def sample_batch(task: Task, train_data, key, step, perm=None):
+    """The minibatch of ``step``: a deterministic function of (key, step).
+
+    "epoch": slice ``step % (n // B)`` of the epoch's permutation ``perm``;
+    "replacement": B iid indices drawn with ``fold_in(key, step)``.
+    """
+    b = task.batch_size
+    if not b:
+        return train_data
+    if task.sampling == "replacement":
+        idx = jax.random.randint(jax.random.fold_in(key, step), (b,), 0, task.num_examples)
+    else:
+        i = step % (task.num_examples // b)
+        idx = jax.lax.dynamic_slice_in_dim(perm, i * b, b)
+    return jax.tree.map(lambda x: jnp.take(x, idx, axis=0), train_data)
+
+
+class Engine:
+    """Pure building blocks of a run; all functions take ``data`` explicitly.
+
+    init(hp, key, data) -> (TrainState, eval metrics at step 0)
+    run(state, hp, data, num_blocks) -> (TrainState, metrics) — ``num_blocks × log_every`` steps
+    """
+
+    def __init__(self, task: Task):
+        self.task = task
+
+    def init(self, hp, key, data):
+        task = self.task
+        key = jnp.asarray(key)
+        if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+            key = jax.random.key_data(key)
+        k_init, _ = jax.random.split(jax.random.wrap_key_data(key))
+        params, model_state = task.init(k_init, hp)
+        opt_state = task.optimizer(hp).init(params)
+        state = TrainState(jnp.zeros((), jnp.int32), params, model_state, opt_state, key,
+                           jnp.array(False), jnp.array(-1, jnp.int32))
+        return state, self._evaluate(state, hp, data)
+
+    def _evaluate(self, state, hp, data):
+        if self.task.evaluate is None:
+            return {}
+        return dict(self.task.evaluate(state.params, state.model_state, data, hp))
+
+    def _keys(self, state):
+        base = jax.random.wrap_key_data(state.key)
+        _, k_run = jax.random.split(base)
+        return jax.random.split(k_run)  # (data key, loss key)
+
+    def step(self, state: TrainState, hp, data, t, perm=None):
+        """One optimizer step. ``t`` (= state.step) is passed unbatched so that
+        under ``vmap`` the per-epoch reshuffle stays a real branch."""
+        task = self.task
+        k_data, k_loss = self._keys(state)
+        batch = sample_batch(task, data[task.train_split], k_data, t, perm)
+        k_loss = jax.random.fold_in(k_loss, t)
+        grad_fn = jax.value_and_grad(task.loss, has_aux=True)
+        (loss, (aux, new_ms)), grads = grad_fn(state.params, state.model_state, batch, k_loss, hp)
+        tx = task.optimizer(hp)
+        updates, new_opt = tx.update(grads, state.opt_state, state.params)
+        new_params = optax.apply_updates(state.params, updates)
+        ok = jnp.isfinite(loss) & _all_finite(new_params) & ~state.diverged
+        params, model_state, opt_state = _select(
+            ok, (new_params, new_ms, new_opt), (state.params, state.model_state, state.opt_state))
+        newly = ~ok & ~state.diverged
+        new_state = TrainState(state.step + 1, params, model_state, opt_state, state.key,
+                               state.diverged | newly,
+                               jnp.where(newly, state.step, state.diverged_at))
+        nan = jnp.asarray(jnp.nan, loss.dtype)
+        metrics = {"loss": jnp.where(state.diverged | newly, nan, loss)}
+        metrics.update({k: jnp.where(state.diverged | newly, jnp.nan, v) for k, v in aux.items()})
+        return new_state, metrics
+
+    def run(self, state, hp, data, num_blocks: int, start=0):
+        """``num_blocks × log_every`` steps from step ``start`` (= state.step, unbatched)."""
+        task = self.task
+        k = task.log_every
+        epochs = bool(task.batch_size) and task.sampling == "epoch"
+        per_epoch = task.num_examples // task.batch_size if epochs else 1
+        k_data = self._keys(state)[0]
+
+        def one(carry, t):
+            s, perm = carry
+            if epochs:  # reshuffle once per epoch, not once per step
+                perm = jax.lax.cond(t % per_epoch == 0, lambda: epoch_permutation(task, k_data, t // per_epoch),
+                                    lambda: perm)
+            s, m = self.step(s, hp, data, t, perm)
+            return (s, perm), m
+
+        def block(carry, ts):
+            carry, m = jax.lax.scan(one, carry, ts)
+            return carry, (m, self._evaluate(carry[0], hp, data))
+
+        perm0 = epoch_permutation(task, k_data, start // per_epoch) if epochs else jnp.zeros((), jnp.int32)
+        ts = (start + jnp.arange(num_blocks * k, dtype=jnp.int32)).reshape(num_blocks, k)
+        (state, _), (steps, evals) = jax.lax.scan(block, (state, perm0), ts)
+        steps = jax.tree.map(lambda x: x.reshape((num_blocks * k,) + x.shape[2:]), steps)
+        return state, {"steps": steps, "evals": evals}
+
+
+def make_train(task: Task):
+    """``train(hp, key) -> (TrainState, metrics)``: the whole run as one scan.
+
+    metrics = {"steps": {name: (T,)}, "evals": {name: (T/log_every + 1,)}} (eval row 0 = init).
+    """
+    engine = Engine(task)
+
+    def train(hp, key):
+        state, ev0 = engine.init(hp, key, task.data)
+        state, m = engine.run(state, hp, task.data, task.num_steps // task.log_every)
+        m["evals"] = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), ev0, m["evals"])
+        return state, m
+
+    return train
+
+
+def concat_metrics(chunks: list[dict], axis: int = 0) -> dict:
+    """Join per-chunk metrics along the step axis (numpy)."""
+    return jax.tree.map(lambda *xs: np.concatenate([np.asarray(x) for x in xs], axis=axis), *chunks)

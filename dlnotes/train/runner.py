@@ -1,0 +1,127 @@
+"""Driver: runs an :class:`~dlnotes.train.loop.Engine` in compiled chunks.
+
+One compiled call per chunk of ``chunk_steps`` steps (a multiple of
+``log_every``); a tqdm bar advances per chunk and a checkpoint is written
+between chunks, so the per-step cost is the scan's, not Python's. A grid of
+points (leading axis G on ``hp`` and ``keys``) runs as ``vmap`` — or, with
+``map_batch_size``, as ``lax.map`` over vmapped blocks of that size, which is
+faster on CPUs where a huge vmap gains nothing.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from dlnotes.train.checkpoint import Checkpointer
+from dlnotes.train.loop import Engine, Task, TrainState, concat_metrics
+
+
+@dataclasses.dataclass
+class RunResult:
+    state: TrainState          # final state (leading axis G for a grid)
+    metrics: dict              # {"steps": {name: (..., T)}, "evals": {name: (..., T/log_every+1, ...)}} numpy
+    resumed_from: int | None = None
+
+
+def _raw_keys(keys):
+    keys = jnp.asarray(keys)
+    if jnp.issubdtype(keys.dtype, jax.dtypes.prng_key):
+        keys = jax.random.key_data(keys)
+    return keys
+
+
+def _batched(fn, grid: bool, map_batch_size: int | None, in_axes):
+    """vmap ``fn`` over the grid axis (or lax.map over vmapped blocks)."""
+    if not grid:
+        return fn
+    if not map_batch_size:
+        return jax.vmap(fn, in_axes=in_axes)
+    def mapped(*args):
+        batched = tuple(a for a, ax in zip(args, in_axes) if ax == 0)
+        fixed = {i: a for i, (a, ax) in enumerate(zip(args, in_axes)) if ax is None}
+        def one(xs):
+            it = iter(xs)
+            full = [fixed[i] if i in fixed else next(it) for i in range(len(args))]
+            return fn(*full)
+        return jax.lax.map(one, batched, batch_size=map_batch_size)
+    return mapped
+
+
+class Runner:
+    """Compiled init and chunk functions for a task; reusable across calls (no recompiles)."""
+
+    def __init__(self, task: Task, *, grid: bool = False, map_batch_size: int | None = None,
+                 sharding=None):
+        self.task, self.grid = task, grid
+        self.engine = Engine(task)
+        e = self.engine
+        self._init = jax.jit(_batched(e.init, grid, map_batch_size, (0, 0, None)))
+        self._chunks: dict[int, Callable] = {}
+        self._map_batch_size = map_batch_size
+        self.sharding = sharding
+
+    def chunk_fn(self, num_blocks: int):
+        if num_blocks not in self._chunks:
+            run = functools.partial(self.engine.run, num_blocks=num_blocks)
+            f = _batched(lambda s, h, d, t0: run(s, h, d, start=t0), self.grid, self._map_batch_size,
+                         (0, 0, None, None))
+            self._chunks[num_blocks] = jax.jit(f, donate_argnums=0)
+        return self._chunks[num_blocks]
+
+    def run(self, hp, keys, *, chunk_steps: int | None = None, checkpointer: Checkpointer | None = None,
+            progress: bool | str = False, on_chunk: Callable | None = None,
+            data=None) -> RunResult:
+        """Train ``hp``/``keys`` (leading axis G for a grid). ``data`` overrides
+        ``task.data`` with arrays of the same shapes, reusing the compiled code."""
+        task = self.task
+        k = task.log_every
+        total_blocks = task.num_steps // k
+        chunk_blocks = max(1, (chunk_steps or task.num_steps) // k)
+        data = task.data if data is None else data
+        hp = jax.tree.map(jnp.asarray, hp)
+        keys = _raw_keys(keys)
+        if self.sharding is not None:
+            hp, keys = jax.device_put((hp, keys), self.sharding)
+
+        state, ev0 = self._init(hp, keys, data)
+        axis = 1 if self.grid else 0
+        ev0 = jax.tree.map(lambda x: np.expand_dims(np.asarray(x), axis), ev0)
+        metrics = {"steps": None, "evals": ev0}
+        done_blocks, resumed = 0, None
+        if checkpointer is not None:
+            restored = checkpointer.restore(state)
+            if restored is not None:
+                step, state_np, metrics = restored
+                state = jax.tree.map(jnp.asarray, state_np)
+                if self.sharding is not None:
+                    state = jax.device_put(state, self.sharding)
+                done_blocks, resumed = step // k, step
+        bar = None
+        if progress:
+            desc = progress if isinstance(progress, str) else "train"
+            bar = tqdm(total=task.num_steps, initial=done_blocks * k, desc=desc, unit="step",
+                       dynamic_ncols=True, leave=False)
+        while done_blocks < total_blocks:
+            n = min(chunk_blocks, total_blocks - done_blocks)
+            state, m = self.chunk_fn(n)(state, hp, data, jnp.int32(done_blocks * k))
+            m = jax.tree.map(np.asarray, m)
+            prev_steps = [] if metrics["steps"] is None else [metrics["steps"]]
+            metrics = {"steps": concat_metrics(prev_steps + [m["steps"]], axis=axis),
+                       "evals": concat_metrics([metrics["evals"], m["evals"]], axis=axis)}
+            done_blocks += n
+            if bar is not None:
+                bar.update(n * k)
+                bar.set_postfix(loss=f"{np.nanmean(m['steps']['loss'][..., -1]):.4g}")
+            if checkpointer is not None:
+                checkpointer.save(done_blocks * k, state, metrics)
+            if on_chunk is not None:
+                on_chunk(done_blocks * k, state, metrics)
+        if bar is not None:
+            bar.close()
+        return RunResult(state=state, metrics=metrics, resumed_from=resumed)

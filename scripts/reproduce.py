@@ -1,0 +1,38 @@
+"""Run the experiments of CLAIMS.md and write DIR/report.md.
+
+    python scripts/reproduce.py --workdir=results                  # every claim, fast profile
+    python scripts/reproduce.py --workdir=results --only=C1,C3 --profile=full
+
+Exit status 1 if a claim fails.
+"""
+import sys
+
+from absl import flags
+
+from dlnotes import cli
+
+flags.DEFINE_string("workdir", "results", "Where report.md, report.json and the figures go.")
+flags.DEFINE_list("only", [], "Claim IDs to check, e.g. C1,C3 (default: all).")
+flags.DEFINE_enum("profile", "fast", ["fast", "full"], "fast = the CI profile (fewer seeds and steps).")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    from dlnotes.errors import ConfigError
+    from dlnotes.experiments import base
+    from dlnotes.report import run_experiments
+
+    known = {c for ids in base.EXPERIMENTS.values() for c in ids}
+    unknown = [c for c in FLAGS.only if c.strip().upper() not in known]
+    if unknown:
+        raise ConfigError("--only", f"unknown claim(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    claims = run_experiments(FLAGS.workdir, only=FLAGS.only, profile=FLAGS.profile)
+    failed = [c.id for c in claims if not c.passed]
+    print(f"{len(claims) - len(failed)}/{len(claims)} claims pass -> {FLAGS.workdir}/report.md")
+    if failed:
+        print("failed: " + ", ".join(failed))
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    cli.run(main)
