@@ -16,11 +16,32 @@ import importlib.util
 import os
 from typing import Any
 
-# Experiment name -> claims, in report order. Add a line here when you add an experiment.
-EXPERIMENTS: dict[str, tuple[str, ...]] = {
+# Experiment name -> claims, in report order. Add a line here when you add an experiment;
+# entries whose module does not exist yet are skipped (see ``available``).
+_ALL: dict[str, tuple[str, ...]] = {
     "lr_stability": ("C1", "C2", "C5"),
     "sgd_noise": ("C3", "C4"),
+    "relu_elbows": ("C6", "C7", "C8"),
+    "ridge": ("C9", "C10", "C11", "C12", "C13"),
+    "init_variance": ("C14", "C15"),
+    "standardization": ("C26",),
+    "momentum": ("C16", "C17"),
+    "adaptive": ("C18",),
+    "conv_geometry": ("C19", "C20", "C21", "C22"),
+    "digits_cnn": ("C23",),
+    "normalization": ("C24", "C25", "C27"),
+    "depth_residual": ("C29", "C30"),
+    "regularization": ("C31", "C32", "C33"),
 }
+
+
+def available() -> dict[str, tuple[str, ...]]:
+    """The registered experiments whose module exists."""
+    return {n: ids for n, ids in _ALL.items()
+            if importlib.util.find_spec(f"dlnotes.experiments.{n}") is not None}
+
+
+EXPERIMENTS = available()
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "configs")
 
