@@ -135,18 +135,18 @@ def load_npz(path, x_key: str = "x", y_key: str = "y", dtype=np.float32) -> dict
 def sample_photos(size: Sequence[int] | None = None, dtype=np.float32) -> dict[str, np.ndarray]:
     """scikit-learn's two bundled photos ``{"china": (427, 640, 3), "flower": ...}``, float in [0, 1], HWC.
 
-    ``size=(h, w)`` resizes (antialiased linear) to ``(h, w, 3)``.
+    ``size=(h, w)`` resizes (PIL bilinear, antialiased when shrinking) to ``(h, w, 3)``.
     """
+    from PIL import Image
     from sklearn.datasets import load_sample_images
 
     data = load_sample_images()
     out = {}
     for fname, img in zip(data.filenames, data.images):
         name = os.path.splitext(os.path.basename(fname))[0]
-        x = img.astype(np.float32) / 255.0
         if size is not None:
-            x = np.asarray(resize_images(x[None], size))[0]
-        out[name] = x.astype(dtype)
+            img = np.asarray(Image.fromarray(img).resize((int(size[1]), int(size[0])), Image.Resampling.BILINEAR))
+        out[name] = (img.astype(np.float32) / 255.0).astype(dtype)
     return out
 
 
