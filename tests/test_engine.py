@@ -1,0 +1,183 @@
+"""The engine: one scan per run, vmapped grids, divergence, chunking, resume."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from dlnotes import losses
+from dlnotes.train.checkpoint import Checkpointer
+from dlnotes.train.loop import Task, make_train
+from dlnotes.train.runner import Runner
+from dlnotes.train.sweep import grid_points, parse_sweep, stack_points, sweep_rows
+
+N, H = 64, 16
+
+
+def _data():
+    x = jnp.linspace(-2, 2, N)[:, None]
+    y = jnp.sin(3 * x) + 0.05 * jax.random.normal(jax.random.key(1), x.shape)
+    return {"train": {"x": x, "y": y}}
+
+
+def _init(key, hp):
+    k1, k2, k3 = jax.random.split(key, 3)
+    return {"w1": jax.random.normal(k1, (1, H)), "b1": jax.random.normal(k2, (H,)),
+            "w2": jax.random.normal(k3, (H, 1)) / jnp.sqrt(H), "b2": jnp.zeros(1)}, {}
+
+
+def _forward(p, x):
+    return jax.nn.relu(x @ p["w1"] + p["b1"]) @ p["w2"] + p["b2"]
+
+
+def _loss(p, ms, batch, key, hp):
+    return losses.mse(_forward(p, batch["x"]), batch["y"]), ({}, ms)
+
+
+def _task(**kw):
+    args = dict(init=_init, loss=_loss, optimizer=lambda hp: optax.sgd(hp["lr"]), data=_data(),
+                num_steps=120, log_every=10,
+                evaluate=lambda p, ms, d, hp: {"val": losses.mse(_forward(p, d["train"]["x"]), d["train"]["y"])})
+    args.update(kw)
+    return Task(**args)
+
+
+def test_one_scan_equals_handwritten_loop():
+    task = _task()
+    state, m = jax.jit(make_train(task))({"lr": jnp.float32(0.05)}, jax.random.key(0))
+    # independent computation: the same init key derivation, plain Python loop of GD steps
+    k_init, _ = jax.random.split(jax.random.wrap_key_data(jax.random.key_data(jax.random.key(0))))
+    p, _ = _init(k_init, None)
+    step = jax.jit(lambda p: jax.tree.map(lambda a, g: a - 0.05 * g, p,
+                                          jax.grad(lambda q: _loss(q, {}, _data()["train"], None, None)[0])(p)))
+    for _ in range(120):
+        p = step(p)
+    for k in p:
+        np.testing.assert_allclose(state.params[k], p[k], rtol=1e-5, atol=1e-6)
+    assert m["steps"]["loss"].shape == (120,)
+    assert m["evals"]["val"].shape == (13,)  # step 0 + every 10 steps
+    np.testing.assert_allclose(m["evals"]["val"][-1], _loss(p, {}, _data()["train"], None, None)[0], rtol=1e-5)
+
+
+def test_changing_hyperparameters_does_not_recompile():
+    f = jax.jit(make_train(_task()))
+    for lr in (0.01, 0.02, 0.3):
+        jax.block_until_ready(f({"lr": jnp.float32(lr)}, jax.random.key(0)))
+    assert f._cache_size() == 1
+    r = Runner(_task(), grid=True)
+    for lrs in ([0.01, 0.1], [0.2, 0.03]):
+        r.run({"lr": jnp.array(lrs)}, jax.random.split(jax.random.key(0), 2), chunk_steps=40)
+    assert r._init._cache_size() == 1
+    assert all(fn._cache_size() == 1 for fn in r._chunks.values())
+
+
+def test_grid_points_equal_single_runs_and_divergence_is_isolated():
+    task = _task(num_steps=100)
+    lrs = jnp.array([0.01, 0.05, 50.0, 0.1])            # 50 diverges
+    keys = jax.random.split(jax.random.key(3), 4)
+    grid = Runner(task, grid=True).run({"lr": lrs}, keys, chunk_steps=50)
+    assert list(np.asarray(grid.state.diverged)) == [False, False, True, False]
+    at = int(grid.state.diverged_at[2])
+    assert 0 <= at < 100
+    assert np.all(np.isnan(grid.metrics["steps"]["loss"][2, at:]))
+    assert all(np.all(np.isfinite(np.asarray(x[2]))) for x in jax.tree.leaves(grid.state.params))
+    single = Runner(task)
+    for i in (0, 1, 3):
+        one = single.run({"lr": lrs[i]}, keys[i], chunk_steps=50)
+        for a, b in zip(jax.tree.leaves(one.state.params), jax.tree.leaves(grid.state.params)):
+            np.testing.assert_allclose(np.asarray(b)[i], a, rtol=1e-6, atol=1e-7)
+    # replacing the diverging point by a benign one leaves the others bit-identical
+    benign = Runner(task, grid=True).run({"lr": lrs.at[2].set(0.02)}, keys, chunk_steps=50)
+    assert not bool(benign.state.diverged[2])
+    for a, b in zip(jax.tree.leaves(benign.state.params), jax.tree.leaves(grid.state.params)):
+        np.testing.assert_array_equal(np.asarray(a)[[0, 1, 3]], np.asarray(b)[[0, 1, 3]])
+
+
+def test_frozen_state_is_last_finite_state():
+    task = _task(num_steps=60, log_every=1)
+    lr = {"lr": jnp.float32(50.0)}
+    full = Runner(task).run(lr, jax.random.key(0))
+    at = int(full.state.diverged_at)
+    assert bool(full.state.diverged) and at >= 1
+    upto = Runner(_task(num_steps=at, log_every=1)).run(lr, jax.random.key(0))
+    for a, b in zip(jax.tree.leaves(full.state.params), jax.tree.leaves(upto.state.params)):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("sampling", ["epoch", "replacement"])
+def test_chunking_does_not_change_the_run(sampling):
+    task = _task(batch_size=8, sampling=sampling, num_steps=100)
+    hp, key = {"lr": jnp.float32(0.05)}, jax.random.key(7)
+    whole = jax.jit(make_train(task))(hp, key)
+    chunked = Runner(task).run(hp, key, chunk_steps=30)   # 30, 30, 30, 10 steps
+    for a, b in zip(jax.tree.leaves(whole[0].params), jax.tree.leaves(chunked.state.params)):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(whole[1]["steps"]["loss"], chunked.metrics["steps"]["loss"])
+
+
+def test_epoch_sampling_visits_every_example_once_per_epoch():
+    from dlnotes.train.loop import epoch_permutation, sample_batch
+    data = {"i": jnp.arange(N)}
+    task = _task(batch_size=8, data={"train": data})
+    key = jax.random.key(0)
+    for epoch in range(3):
+        perm = epoch_permutation(task, key, epoch)
+        seen = np.concatenate([np.asarray(sample_batch(task, data, key, epoch * 8 + s, perm)["i"])
+                               for s in range(8)])
+        assert sorted(seen.tolist()) == list(range(N))
+    assert not np.array_equal(epoch_permutation(task, key, 0), epoch_permutation(task, key, 1))
+
+
+def test_resume_from_checkpoint_is_bit_identical(tmp_path):
+    task = _task(batch_size=8, num_steps=100)
+    hp, key = {"lr": jnp.float32(0.05)}, jax.random.key(11)
+    ref = Runner(task).run(hp, key, chunk_steps=20)
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_two(step, state, metrics):
+        if step >= 40:
+            raise Killed
+
+    with pytest.raises(Killed):
+        Runner(task).run(hp, key, chunk_steps=20, checkpointer=Checkpointer(str(tmp_path)), on_chunk=kill_after_two)
+    resumed = Runner(task).run(hp, key, chunk_steps=20, checkpointer=Checkpointer(str(tmp_path)))
+    assert resumed.resumed_from == 40
+    for a, b in zip(jax.tree.leaves(ref.state), jax.tree.leaves(resumed.state)):
+        np.testing.assert_array_equal(a, b)
+    for name in ("loss",):
+        np.testing.assert_array_equal(ref.metrics["steps"][name], resumed.metrics["steps"][name])
+    np.testing.assert_array_equal(ref.metrics["evals"]["val"], resumed.metrics["evals"]["val"])
+
+
+def test_map_batch_size_equals_vmap():
+    task = _task(num_steps=40)
+    hp = {"lr": jnp.array([0.01, 0.02, 0.05, 0.1])}
+    keys = jax.random.split(jax.random.key(0), 4)
+    a = Runner(task, grid=True).run(hp, keys)
+    b = Runner(task, grid=True, map_batch_size=2).run(hp, keys)
+    np.testing.assert_allclose(a.metrics["steps"]["loss"], b.metrics["steps"]["loss"], rtol=1e-6)
+
+
+def test_sweep_spec_and_rows():
+    import ml_collections
+    cfg = ml_collections.ConfigDict({"seed": 0, "optimizer": {"learning_rate": 0.1, "name": "sgd"},
+                                     "data": {"noise": 0.1}})
+    sweep = parse_sweep("optimizer.learning_rate=1e-3:1:4:log;seed=0:2")
+    np.testing.assert_allclose(sweep["optimizer.learning_rate"], [1e-3, 1e-2, 1e-1, 1.0], rtol=1e-6)
+    assert sweep["seed"] == [0, 1]
+    points = grid_points(cfg, sweep)
+    assert len(points) == 8
+    hp, keys = stack_points(cfg, points)
+    assert hp["optimizer.learning_rate"].shape == (8,) and keys.shape[0] == 8
+    from dlnotes.errors import ConfigError
+    with pytest.raises(ConfigError, match="data.noise"):
+        grid_points(cfg, {"data.noise": [0.1]})       # data floats are static
+    with pytest.raises(ConfigError, match="optimizer.name"):
+        grid_points(cfg, {"optimizer.name": [1.0]})
+    task = _task(num_steps=20, optimizer=lambda hp: optax.sgd(hp["optimizer.learning_rate"]))
+    res = Runner(task, grid=True).run(hp, keys)
+    rows = sweep_rows(points, res)
+    assert [r["diverged"] for r in rows] == list(np.asarray(res.state.diverged))
+    assert rows[0]["final_loss"] == pytest.approx(float(res.metrics["steps"]["loss"][0, -1]))
