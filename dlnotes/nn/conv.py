@@ -26,6 +26,7 @@ outputs agree to float32 rounding.)
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple, Sequence
 
@@ -151,6 +152,15 @@ def conv2d(x: jax.Array, w: jax.Array, *, stride=1, padding=0, padding_mode: str
             x, w, window_strides=strides, padding=pads, rhs_dilation=dil,
             dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=groups)
 
+    return _conv2d_im2col(x, w, strides, pads, dil, groups, padding_mode)
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3, 4, 5, 6))
+def _conv2d_im2col(x, w, strides, pads, dil, groups, padding_mode):
+    """im2col path (jitted so eager calls compile once, not once per slice; inlined under jit)."""
+    kh, kw, cg, o = w.shape
+    c = x.shape[-1]
+    k_eff = tuple(d * (k - 1) + 1 for k, d in zip((kh, kw), dil))
     x = pad_spatial(x, pads, padding_mode)
     out = tuple((x.shape[1 + i] - k_eff[i]) // strides[i] + 1 for i in range(2))
     if min(out) < 1:

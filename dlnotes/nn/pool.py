@@ -15,6 +15,8 @@ All are shifted strided slices of the padded input combined elementwise (no
 """
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
@@ -22,17 +24,39 @@ from dlnotes.errors import ConfigError
 from dlnotes.nn.conv import _explicit_padding, _pair, conv2d, pad_spatial, shifted_views
 
 
-def _windows(x, window, stride, padding, pad_value):
+def _geometry(x, window, stride, padding):
     if x.ndim != 4:
         raise ConfigError("pool", f"expected an NHWC input, got shape {x.shape}")
     k = _pair(window, "window")
     s = k if stride is None else _pair(stride, "stride")
     pads = _explicit_padding(padding, x.shape[1:3], k, s)
+    return k, s, pads
+
+
+def _views(x, k, s, pads, pad_value):
     xp = pad_spatial(x, pads, "zeros", value=pad_value)
     out = tuple((xp.shape[1 + i] - k[i]) // s[i] + 1 for i in range(2))
     if min(out) < 1:
         raise ConfigError("window", f"window {k} larger than padded input {xp.shape[1:3]}")
-    return shifted_views(xp, k, s, (1, 1), out), k, s, pads, out
+    return shifted_views(xp, k, s, (1, 1), out)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4, 5))
+def _pool(x, k, s, pads, kind, arg):
+    """Jitted core (eager calls compile once; inlined under an outer jit)."""
+    if kind == "max":
+        views = _views(x, k, s, pads, -jnp.inf)
+        y = views[0]
+        for v in views[1:]:
+            y = jnp.maximum(y, v)
+        return y
+    if kind == "pick":
+        return _views(x, k, s, pads, 0.0)[arg]
+    total = sum(_views(x, k, s, pads, 0.0))
+    if arg or all(p == (0, 0) for p in pads):          # arg = count_include_pad
+        return total / (k[0] * k[1])
+    ones = jnp.ones((1, *x.shape[1:3], 1), x.dtype)
+    return total / sum(_views(ones, k, s, pads, 0.0))
 
 
 def avg_pool(x: jax.Array, window, stride=None, padding=0, count_include_pad: bool = True) -> jax.Array:
@@ -41,22 +65,12 @@ def avg_pool(x: jax.Array, window, stride=None, padding=0, count_include_pad: bo
     With padding, ``count_include_pad=True`` divides by K_h·K_w (zeros count),
     False by the number of real pixels in the window.
     """
-    views, k, s, pads, out = _windows(x, window, stride, padding, 0.0)
-    total = sum(views)
-    if count_include_pad or all(p == (0, 0) for p in pads):
-        return total / (k[0] * k[1])
-    ones = jnp.ones((1, *x.shape[1:3], 1), x.dtype)
-    count_views, *_ = _windows(ones, window, stride, padding, 0.0)
-    return total / sum(count_views)
+    return _pool(x, *_geometry(x, window, stride, padding), "avg", bool(count_include_pad))
 
 
 def max_pool(x: jax.Array, window, stride=None, padding=0) -> jax.Array:
     """Max over each K_h×K_w window (padding is −∞, never selected)."""
-    views, *_ = _windows(x, window, stride, padding, -jnp.inf)
-    y = views[0]
-    for v in views[1:]:
-        y = jnp.maximum(y, v)
-    return y
+    return _pool(x, *_geometry(x, window, stride, padding), "max", None)
 
 
 def pick_pool(x: jax.Array, window=1, stride=None, padding=0, pick=(0, 0)) -> jax.Array:
@@ -64,12 +78,11 @@ def pick_pool(x: jax.Array, window=1, stride=None, padding=0, pick=(0, 0)) -> ja
 
     ``pick_pool(x, 1, S)`` is subsampling x[:, ::S, ::S] (a stride-S 1×1 layer).
     """
-    k = _pair(window, "window")
+    k, s, pads = _geometry(x, window, stride, padding)
     a, b = _pair(pick, "pick")
     if not (0 <= a < k[0] and 0 <= b < k[1]):
         raise ConfigError("pick", f"position {(a, b)} outside window {k}")
-    views, *_ = _windows(x, window, stride, padding, 0.0)
-    return views[a * k[1] + b]
+    return _pool(x, k, s, pads, "pick", a * k[1] + b)
 
 
 def subsample(x: jax.Array, stride) -> jax.Array:
