@@ -106,54 +106,67 @@ def cutout_at(image, cy, cx, size, fill=0.0):
 # ----------------------------------------------------------------------------- per-example random ops
 
 
-def _maybe(key, p, new, old):
-    """``new`` with probability ``p``, else ``old``."""
-    return jnp.where(jax.random.bernoulli(key, jnp.asarray(p, jnp.float32)), new, old)
+# Each random op draws all its numbers with one ``jax.random.uniform`` call: every call site of the
+# threefry hash costs compile time, and these ops run inside compiled training steps.
+
+
+def _uniforms(key, n):
+    return jax.random.uniform(key, (n,))
+
+
+def _maybe(u, p, new, old):
+    """``new`` if the uniform ``u < p`` (probability ``p``), else ``old``."""
+    return jnp.where(u < jnp.asarray(p, jnp.float32), new, old)
+
+
+def _rotate_u(u, image, max_degrees, fill=0.0, p=1.0):  # u: 2 uniforms
+    deg = (2.0 * u[0] - 1.0) * max_degrees
+    return _maybe(u[1], p, rotate(image, deg, fill), image)
+
+
+def _translate_u(u, image, max_shift, integer=True, fill=0.0, p=1.0):  # u: 3 uniforms
+    m = jnp.asarray(max_shift, jnp.float32)
+    if integer:
+        d = jnp.minimum(jnp.floor(u[:2] * (2.0 * m + 1.0)) - m, m)  # uniform on {-m, ..., m}
+    else:
+        d = (2.0 * u[:2] - 1.0) * m
+    return _maybe(u[2], p, translate(image, d[0], d[1], fill), image)
 
 
 def random_autocontrast(key, image, p=1.0):
     """``autocontrast`` with probability ``p``."""
-    return _maybe(key, p, autocontrast(image), image)
+    return _maybe(_uniforms(key, 1)[0], p, autocontrast(image), image)
 
 
 def random_rotate(key, image, max_degrees=15.0, fill=0.0, p=1.0):
     """``rotate`` by an angle ~ U[-max_degrees, max_degrees], with probability ``p``."""
-    ka, kp = jax.random.split(key)
-    deg = jax.random.uniform(ka, (), minval=-1.0, maxval=1.0) * max_degrees
-    return _maybe(kp, p, rotate(image, deg, fill), image)
+    return _rotate_u(_uniforms(key, 2), image, max_degrees, fill, p)
 
 
 def random_translate(key, image, max_shift=1.0, integer=True, fill=0.0, p=1.0):
     """``translate`` by (dx, dy): uniform integers in [-max_shift, max_shift] if ``integer``
     (max_shift a whole number), else uniform reals in that range (sub-pixel); with probability ``p``."""
-    ks, kp = jax.random.split(key)
-    m = jnp.asarray(max_shift, jnp.float32)
-    if integer:
-        d = jnp.floor(jax.random.uniform(ks, (2,), minval=-m, maxval=m + 1.0))
-        d = jnp.minimum(d, m)  # guard the maxval edge of the uniform
-    else:
-        d = jax.random.uniform(ks, (2,), minval=-m, maxval=m)
-    return _maybe(kp, p, translate(image, d[0], d[1], fill), image)
+    return _translate_u(_uniforms(key, 3), image, max_shift, integer, fill, p)
 
 
 def random_hflip(key, image, p=0.5):
     """``hflip`` with probability ``p``."""
-    return _maybe(key, p, hflip(image), image)
+    return _maybe(_uniforms(key, 1)[0], p, hflip(image), image)
 
 
 def random_posterize(key, image, bits=4, p=1.0):
     """``posterize`` to ``bits`` bits with probability ``p``."""
-    return _maybe(key, p, posterize(image, bits), image)
+    return _maybe(_uniforms(key, 1)[0], p, posterize(image, bits), image)
 
 
 def cutout(key, image, size=4, fill=0.0, p=1.0):
     """Cutout (DeVries & Taylor 2017): a ``size``-square of ``fill`` centred at a uniform random pixel
     (it may hang over the border), with probability ``p``."""
-    kc, kp = jax.random.split(key)
     h, w = image.shape[0], image.shape[1]
-    cy = jax.random.randint(kc, (), 0, h)
-    cx = jax.random.randint(jax.random.fold_in(kc, 1), (), 0, w)
-    return _maybe(kp, p, cutout_at(image, cy, cx, size, fill), image)
+    u = _uniforms(key, 3)
+    cy = jnp.minimum(jnp.floor(u[0] * h), h - 1).astype(jnp.int32)
+    cx = jnp.minimum(jnp.floor(u[1] * w), w - 1).astype(jnp.int32)
+    return _maybe(u[2], p, cutout_at(image, cy, cx, size, fill), image)
 
 
 # ----------------------------------------------------------------------------- PixMix
@@ -163,13 +176,13 @@ def fractal_pattern(key, shape):
     """A random fractal-like picture of ``shape`` (H, W, C) in [0, 1]: 1/f^a noise, a ~ U[1, 2.5],
     random phases per channel, min-max scaled (the procedural mixing set of ``pixmix``)."""
     h, w, c = shape
-    ka, kp = jax.random.split(key)
-    a = jax.random.uniform(ka, (), minval=1.0, maxval=2.5)
     fy = jnp.fft.fftfreq(h)[:, None]
     fx = jnp.fft.rfftfreq(w)[None, :]
+    u = jax.random.uniform(key, (c * fy.shape[0] * fx.shape[1] + 1,))
+    a = 1.0 + 1.5 * u[-1]
     f = jnp.sqrt(fy ** 2 + fx ** 2)
     amp = jnp.where(f > 0, jnp.where(f > 0, f, 1.0) ** (-a), 0.0)
-    phase = jax.random.uniform(kp, (c,) + f.shape, maxval=2 * jnp.pi)
+    phase = 2 * jnp.pi * u[:-1].reshape((c,) + f.shape)
     img = jnp.fft.irfft2(amp * jnp.exp(1j * phase), s=(h, w))  # (C, H, W)
     return autocontrast(jnp.moveaxis(img, 0, -1).astype(jnp.float32))
 
@@ -196,42 +209,37 @@ def photo_mixing_set(h: int, w: int, c: int) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def _pixmix_ab(key, beta):
-    """PixMix's mixing weights: (a, b) = (Beta(beta, 1), Beta(1, beta)) or (1 + Beta(1, beta), -Beta(1, beta)).
-
-    Sampled by inverse CDF (Beta(beta, 1) = U^(1/beta), Beta(1, beta) = 1 - U^(1/beta)): no gamma sampler
-    to compile.
-    """
-    k1, k2, k3 = jax.random.split(key, 3)
-    inv = 1.0 / jnp.asarray(beta, jnp.float32)
-    u = jax.random.uniform(k2, (2,), minval=1e-12, maxval=1.0) ** inv  # Beta(beta, 1) draws
-    first = jax.random.bernoulli(k1)
-    a = jnp.where(first, u[0], 2.0 - u[0])  # 1 + Beta(1, beta) = 2 - Beta(beta, 1)
-    b = jnp.where(first, 1.0 - u[1], u[1] - 1.0)
+def _pixmix_ab(u, beta):  # u: 3 uniforms
+    """PixMix's mixing weights: (a, b) = (Beta(beta, 1), Beta(1, beta)) or (1 + Beta(1, beta), -Beta(1, beta)),
+    by inverse CDF: Beta(beta, 1) = U^(1/beta), Beta(1, beta) = 1 - U^(1/beta)."""
+    v = jnp.maximum(u[1:3], 1e-12) ** (1.0 / jnp.asarray(beta, jnp.float32))  # two Beta(beta, 1) draws
+    first = u[0] < 0.5
+    a = jnp.where(first, v[0], 2.0 - v[0])  # 1 + Beta(1, beta) = 2 - Beta(beta, 1)
+    b = jnp.where(first, 1.0 - v[1], v[1] - 1.0)
     return a, b
 
 
-def _pixmix_mix(key, x, y, beta):
+def _pixmix_mix(u, x, y, beta):  # u: 4 uniforms
     """One PixMix step: additive ``(a(2x-1) + b(2y-1) + 1)/2`` or multiplicative ``(2x)^a (2y)^b / 2``
     (1/2 each), clipped to [0, 1]."""
-    kop, kab = jax.random.split(key)
-    a, b = _pixmix_ab(kab, beta)
+    a, b = _pixmix_ab(u[1:4], beta)
     add = (a * (2 * x - 1) + b * (2 * y - 1) + 1) / 2
     mul = (2 * x) ** a * jnp.maximum(2 * y, 1e-6) ** b / 2
-    return jnp.clip(jnp.where(jax.random.bernoulli(kop), add, mul), 0.0, 1.0)
+    return jnp.clip(jnp.where(u[0] < 0.5, add, mul), 0.0, 1.0)
 
 
-def _pixmix_augment(key, image):
-    """One random op of PixMix's augmentation set (here: autocontrast, posterize, rotate, translate)."""
+def _pixmix_augment(u, image):  # u: 4 uniforms
+    """One random op of PixMix's augmentation set (here: autocontrast, posterize 4 bits, rotate +-30
+    degrees, integer translate up to 1/8 of the size), chosen by ``u[0]``."""
     h, w = image.shape[0], image.shape[1]
-    ks, ka = jax.random.split(key)
     branches = [
-        lambda k, x: autocontrast(x),
-        lambda k, x: posterize(x, 4),
-        lambda k, x: random_rotate(k, x, 30.0),
-        lambda k, x: random_translate(k, x, float(max(1, round(min(h, w) / 8)))),
+        lambda v, x: autocontrast(x),
+        lambda v, x: posterize(x, 4),
+        lambda v, x: _rotate_u(v, x, 30.0),
+        lambda v, x: _translate_u(v, x, float(max(1, round(min(h, w) / 8)))),
     ]
-    return jax.lax.switch(jax.random.randint(ks, (), 0, len(branches)), branches, ka, image)
+    which = jnp.minimum(jnp.floor(u[0] * len(branches)), len(branches) - 1).astype(jnp.int32)
+    return jax.lax.switch(which, branches, u[1:4], image)
 
 
 def pixmix(key, image, mixing_set="patterns", k=4, beta=3.0, p=1.0):
@@ -241,35 +249,35 @@ def pixmix(key, image, mixing_set="patterns", k=4, beta=3.0, p=1.0):
     mixing picture (1/2 each), ``mixed = clip(op(mixed, other), 0, 1)`` with op chosen at random
     between additive ``(a(2x-1) + b(2y-1) + 1)/2`` and multiplicative ``(2x)^a (2y)^b / 2`` mixing,
     (a, b) drawn as in the paper with ``beta``. ``mixing_set``: ``"patterns"`` (a fresh
-    ``fractal_pattern`` per call), ``"photos"`` (``photo_mixing_set``) or an array ``(M, H, W, C)``.
+    ``fractal_pattern`` per call), ``"photos"`` (``photo_mixing_set``, baked into the compiled program
+    as a constant: fine for small images; for large ones pass the array) or an array ``(M, H, W, C)``.
     ``k`` must be a Python int (it bounds the loop).
     """
     h, w, c = image.shape
-    k0, kpic, kround, kloop, kp = jax.random.split(key, 5)
+    kpat, ku = jax.random.split(key)
+    u = jax.random.uniform(ku, (8 + 9 * k,))  # 8 for the set-up, 9 per round
     if isinstance(mixing_set, str):
         if mixing_set == "patterns":
-            pic = fractal_pattern(kpic, (h, w, c))
+            pic = fractal_pattern(kpat, (h, w, c))
         elif mixing_set == "photos":
             pics = jnp.asarray(photo_mixing_set(h, w, c))
-            pic = pics[jax.random.randint(kpic, (), 0, pics.shape[0])]
+            pic = pics[jnp.minimum(jnp.floor(u[0] * pics.shape[0]), pics.shape[0] - 1).astype(jnp.int32)]
         else:
             raise ValueError(f"pixmix mixing_set must be 'patterns', 'photos' or an array, got {mixing_set!r}")
     else:
         pics = jnp.asarray(mixing_set, image.dtype)
-        pic = pics[jax.random.randint(kpic, (), 0, pics.shape[0])]
+        pic = pics[jnp.minimum(jnp.floor(u[0] * pics.shape[0]), pics.shape[0] - 1).astype(jnp.int32)]
     pic = pic.astype(image.dtype)
-    ka, kb = jax.random.split(k0)
-    mixed = jnp.where(jax.random.bernoulli(ka), _pixmix_augment(kb, image), image)
-    rounds = jax.random.randint(kround, (), 0, k + 1)
+    mixed = jnp.where(u[1] < 0.5, _pixmix_augment(u[2:6], image), image)
+    rounds = jnp.floor(u[6] * (k + 1))  # uniform on {0, ..., k}
 
     def body(r, mixed):
-        kr = jax.random.fold_in(kloop, r)
-        k1, k2, k3 = jax.random.split(kr, 3)
-        other = jnp.where(jax.random.bernoulli(k1), _pixmix_augment(k2, image), pic)
-        return jnp.where(r < rounds, _pixmix_mix(k3, mixed, other, beta), mixed)
+        v = jax.lax.dynamic_slice(u, (8 + 9 * r,), (9,))
+        other = jnp.where(v[0] < 0.5, _pixmix_augment(v[1:5], image), pic)
+        return jnp.where(r < rounds, _pixmix_mix(v[5:9], mixed, other, beta), mixed)
 
     mixed = jax.lax.fori_loop(0, k, body, mixed)
-    return _maybe(kp, p, mixed.astype(image.dtype), image)
+    return _maybe(u[7], p, mixed.astype(image.dtype), image)
 
 
 # ----------------------------------------------------------------------------- batch ops (labels mix)
@@ -278,6 +286,12 @@ def pixmix(key, image, mixing_set="patterns", k=4, beta=3.0, p=1.0):
 def _check_onehot(labels):
     if labels.ndim != 2:
         raise ValueError(f"mixup/cutmix need one-hot or soft labels (N, K), got shape {labels.shape}")
+
+
+def _symmetric_beta(key, alpha, n):
+    """n draws of Beta(alpha, alpha) = sigmoid(log G1 - log G2), G ~ Gamma(alpha): one gamma sampler."""
+    lg = jax.random.loggamma(key, jnp.broadcast_to(jnp.asarray(alpha, jnp.float32), (2, n)))
+    return jax.nn.sigmoid(lg[0] - lg[1])
 
 
 def mix_pairs(images, labels, partner, lam):
@@ -295,9 +309,8 @@ def mixup(key, images, labels, alpha=0.2, p=1.0):
     _check_onehot(labels)
     n = images.shape[0]
     kperm, klam, kp = jax.random.split(key, 3)
-    alpha = jnp.asarray(alpha, jnp.float32)
-    lam = jax.random.beta(klam, alpha, alpha, (n,))
-    lam = jnp.where(jax.random.bernoulli(kp, jnp.asarray(p, jnp.float32), (n,)), lam, 1.0)
+    lam = _symmetric_beta(klam, alpha, n)
+    lam = _maybe(jax.random.uniform(kp, (n,)), p, lam, 1.0)
     return mix_pairs(images, labels, jax.random.permutation(kperm, n), lam)
 
 
@@ -320,18 +333,17 @@ def cutmix(key, images, labels, alpha=1.0, p=1.0):
     labels are mixed by the pasted area fraction actually used. With prob 1 - p nothing is pasted."""
     _check_onehot(labels)
     n, h, w = images.shape[:3]
-    kperm, klam, kc, kp = jax.random.split(key, 4)
-    alpha = jnp.asarray(alpha, jnp.float32)
-    lam = jax.random.beta(klam, alpha, alpha, (n,))
+    kperm, klam, ku = jax.random.split(key, 3)
+    lam = _symmetric_beta(klam, alpha, n)
     r = jnp.sqrt(1.0 - lam)
     ch = jnp.floor(h * r).astype(jnp.int32)
     cw = jnp.floor(w * r).astype(jnp.int32)
-    cy = jax.random.randint(kc, (n,), 0, h)
-    cx = jax.random.randint(jax.random.fold_in(kc, 1), (n,), 0, w)
+    u = jax.random.uniform(ku, (3, n))
+    cy = jnp.minimum(jnp.floor(u[0] * h), h - 1).astype(jnp.int32)
+    cx = jnp.minimum(jnp.floor(u[1] * w), w - 1).astype(jnp.int32)
     top, bottom = jnp.clip(cy - ch // 2, 0, h), jnp.clip(cy + ch // 2, 0, h)
     left, right = jnp.clip(cx - cw // 2, 0, w), jnp.clip(cx + cw // 2, 0, w)
-    on = jax.random.bernoulli(kp, jnp.asarray(p, jnp.float32), (n,))
-    bottom = jnp.where(on, bottom, top)  # empty box when not applied
+    bottom = _maybe(u[2], p, bottom, top)  # empty box when not applied
     return paste_box(images, labels, jax.random.permutation(kperm, n), top, left, bottom, right)
 
 
@@ -406,6 +418,15 @@ class Pipeline:
         ops = ", ".join(f"{n}({', '.join(f'{k}={v}' for k, v in {**s, **p}.items())})"
                         for n, s, p in zip(self.names, self.static, self.params))
         return f"Pipeline([{ops}])"
+
+    def with_params(self, index: int, **params) -> "Pipeline":
+        """A copy with op ``index``'s traced parameters replaced, e.g. ``pipe.with_params(0, p=p)``."""
+        unknown = set(params) - set(self.params[index])
+        if unknown:
+            raise ValueError(f"op {index} ({self.names[index]}) has no traced parameter(s) {sorted(unknown)}")
+        new = list(self.params)
+        new[index] = {**new[index], **params}
+        return Pipeline(self.names, self.static, new)
 
     @property
     def has_batch_ops(self) -> bool:
@@ -504,7 +525,7 @@ def draw_gallery(path, seed: int = 0) -> str:
     partner = jnp.array([1, 0])
 
     @functools.partial(jax.jit, static_argnums=1)
-    def columns(batch, scale):
+    def columns(batch, scale, mixing_set):
         h = batch.shape[1]
         per = lambda fn: jax.vmap(fn)(jax.random.split(key, batch.shape[0]), batch)
         cols = {
@@ -518,7 +539,7 @@ def draw_gallery(path, seed: int = 0) -> str:
             "mixup λ=0.6": mix_pairs(batch, onehot, partner, 0.6)[0],
             "cutmix": paste_box(batch, onehot, partner, h // 4, h // 4, 3 * h // 4, batch.shape[2] // 2 + h // 4)[0],
             "pixmix patterns": per(lambda k, x: pixmix(k, x, "patterns")),
-            "pixmix photos": per(lambda k, x: pixmix(k, x, "photos")),
+            "pixmix photos": per(lambda k, x: pixmix(k, x, mixing_set)),  # an argument, not a baked-in constant
         }
         return tuple(cols.values())  # a tuple keeps the column order (a dict output would be key-sorted)
 
@@ -527,7 +548,7 @@ def draw_gallery(path, seed: int = 0) -> str:
 
     rows = []
     for batch, scale, label in ((d, 1.5, "digit"), (photos, 1.5 * 8, "photo")):
-        cols = columns(batch, scale)
+        cols = columns(batch, scale, photo_mixing_set(*batch.shape[1:]))
         for r in range(batch.shape[0]):
             rows.append((f"{label} {r}", {n: np.asarray(v[r]) for n, v in zip(names, cols)}))
     fig, axes = plt.subplots(len(rows), len(names), figsize=(1.6 * len(names), 1.5 * len(rows)))
