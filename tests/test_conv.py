@@ -39,11 +39,9 @@ def np_conv2d(x, w, stride=(1, 1), pads=((0, 0), (0, 0)), dilation=(1, 1), group
 
 
 CASES = [  # (H, W, C, O, K, stride, pads, dilation, groups, mode)
-    (7, 6, 3, 4, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1, "zeros"),
     (9, 8, 2, 5, (3, 2), (2, 3), ((0, 1), (2, 0)), (1, 1), 1, "zeros"),
     (10, 9, 2, 3, (3, 3), (1, 2), ((2, 2), (1, 1)), (2, 3), 1, "zeros"),
     (8, 8, 4, 6, (3, 3), (2, 1), ((1, 1), (1, 1)), (1, 1), 2, "zeros"),
-    (8, 7, 3, 3, (5, 5), (1, 1), ((2, 2), (2, 2)), (1, 1), 3, "zeros"),   # depthwise
     (8, 7, 3, 6, (3, 3), (2, 2), ((1, 1), (1, 1)), (1, 2), 3, "zeros"),   # depthwise, multiplier 2
     (6, 7, 2, 3, (3, 3), (1, 1), ((1, 1), (2, 2)), (1, 1), 1, "reflect"),
     (6, 7, 4, 4, (3, 3), (1, 2), ((2, 1), (1, 2)), (1, 1), 4, "reflect"),
@@ -107,18 +105,18 @@ def test_conv1d_matches_numpy_loop():
 
 
 def test_depthwise_conv2d_is_per_channel():
-    x = jax.random.normal(jax.random.key(0), (2, 9, 9, 4))
-    w = jax.random.normal(jax.random.key(1), (3, 3, 1, 4))
-    y = jax.jit(lambda x, w: C.depthwise_conv2d(x, w, padding=1))(x, w)
-    for ch in range(4):
-        yc = C.conv2d(x[..., ch:ch + 1], w[..., ch:ch + 1], padding=1, impl="xla")
-        np.testing.assert_allclose(y[..., ch:ch + 1], yc, rtol=1e-5, atol=1e-5)
+    rng = np.random.default_rng(2)
+    x, w = rng.normal(size=(2, 7, 7, 3)), rng.normal(size=(3, 3, 1, 3))
+    y = np.asarray(C.depthwise_conv2d(jnp.asarray(x, jnp.float32), jnp.asarray(w, jnp.float32), padding=1))
+    for ch in range(3):
+        ref = np_conv2d(x[..., ch:ch + 1], w[..., ch:ch + 1], pads=((1, 1), (1, 1)))
+        np.testing.assert_allclose(y[..., ch:ch + 1], ref, rtol=1e-4, atol=1e-4)
 
 
 # ---------------------------------------------------------------- C19: geometry
 def test_conv_output_size_matches_actual_shapes():
     x_cache = {}
-    for W, K, P, S, D in itertools.product([5, 8, 13], [1, 2, 3, 5], [0, 1, 2], [1, 2, 3], [1, 2]):
+    for W, K, P, S, D in itertools.product([5, 12], [1, 2, 3, 5], [0, 1, 2], [1, 2, 3], [1, 2]):
         k_eff = D * (K - 1) + 1
         if W + 2 * P < k_eff:
             continue
@@ -178,15 +176,17 @@ def test_receptive_field_growth():
 def test_translation_equivariance_and_padding_differs_only_at_borders(impl):
     x = jax.random.normal(jax.random.key(0), (2, 20, 20, 3))
     w = jax.random.normal(jax.random.key(1), (3, 3, 3, 4))
-    conv = jax.jit(lambda x, mode="zeros": C.conv2d(x, w, padding=1, padding_mode=mode, impl=impl),
-                   static_argnames="mode")
-    y = conv(x)
     dy, dx = 3, 2
-    ys = conv(jnp.roll(x, (dy, dx), axis=(1, 2)))
+
+    @jax.jit
+    def outputs(x):
+        conv = lambda x, mode="zeros": C.conv2d(x, w, padding=1, padding_mode=mode, impl=impl)
+        return conv(x), conv(jnp.roll(x, (dy, dx), axis=(1, 2))), conv(x, "reflect")
+
+    y, ys, yr = outputs(x)
     # away from borders (and from the wrapped-around band) the shifted output is the shifted output
     np.testing.assert_array_equal(np.asarray(ys[:, dy + 1:-1, dx + 1:-1]),
                                   np.asarray(y[:, 1:-1 - dy, 1:-1 - dx]))
-    yr = conv(x, "reflect")
     diff = np.abs(np.asarray(yr - y)).max(axis=(0, 3))
     assert (diff[1:-1, 1:-1] == 0).all()
     border = np.ones_like(diff, bool)

@@ -22,8 +22,9 @@ def _randomize(module, seed=1):
     """Replace every Param by random values so scale/bias paths are exercised."""
     params = nnx.state(module, nnx.Param)
     leaves, tree = jax.tree.flatten(params)
-    keys = jax.random.split(jax.random.key(seed), len(leaves))
-    nnx.update(module, jax.tree.unflatten(tree, [jax.random.normal(k, a.shape) for k, a in zip(keys, leaves)]))
+    rng = np.random.default_rng(seed)   # NumPy: no per-shape compile
+    nnx.update(module, jax.tree.unflatten(tree, [jnp.asarray(rng.normal(size=a.shape), jnp.float32)
+                                                 for a in leaves]))
     return module
 
 
@@ -50,8 +51,8 @@ def test_depthwise_ws_and_conv1d_layers(x):
     dw = _randomize(L.DepthwiseConv(4, 5, multiplier=2, rngs=nnx.Rngs(0)))
     assert dw.kernel.shape == (5, 5, 1, 8)
     np.testing.assert_array_equal(dw(x), C.depthwise_conv2d(x, dw.kernel[...], padding="SAME") + dw.bias[...])
-    dense = L.Conv(4, 4, 5, rngs=nnx.Rngs(0))
-    dw1 = L.DepthwiseConv(4, 5, rngs=nnx.Rngs(0))
+    dense = nnx.eval_shape(lambda: L.Conv(4, 4, 5, rngs=nnx.Rngs(0)))
+    dw1 = nnx.eval_shape(lambda: L.DepthwiseConv(4, 5, rngs=nnx.Rngs(0)))
     assert count_params(nnx.state(dense, nnx.Param)) == C.num_conv_params(5, 4, 4)
     assert count_params(nnx.state(dw1, nnx.Param)) == C.num_conv_params(5, 4, 4, depthwise=True)
 

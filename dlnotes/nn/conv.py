@@ -14,20 +14,23 @@ Two implementations give the same numbers:
 
 ``impl='auto'`` takes im2col on CPU and XLA elsewhere (``jax.default_backend()``).
 
-Measured on this 2-core CPU (``python -m dlnotes.nn.conv``): a digits-like CNN
-(batch 32, 8×8×1 → 3×3×16 SAME, ReLU → 3×3×32 SAME, ReLU → mean → dense 10),
-300 SGD steps as one ``lax.scan`` in one jit, forward + backward:
+Measured on this 2-core CPU (``python -m dlnotes.nn.conv``, ``benchmark()``): a
+digits-like CNN (batch 32, 8×8×1 → 3×3×16 SAME, ReLU → 3×3×32 SAME, ReLU → mean →
+dense 10), 300 SGD steps (forward + backward) as one ``lax.scan`` in one jit, best
+of 3, two runs while other jobs shared the cores (load average 5–7):
 
-    im2col  0.13 s run  (0.43 ms/step), compile 0.4 s
-    xla     4.5 s run   (15 ms/step),   compile 0.3 s      → im2col ≈ 35× faster
+    im2col  0.43–0.45 s   (1.4–1.5 ms/step)    compile 1.2–2.2 s
+    xla     6.6–23 s      (22–77 ms/step)      compile 1.1 s
+    → im2col 15–53× faster (DESIGN.md measured 17× on a similar CNN)
 
-(both on the same machine in the same process, other jobs sharing the cores; the
-outputs agree to float32 rounding.)
+Absolute times are noisy under that load (XLA's CPU convolution suffers most);
+the ordering never changed. On a GPU cuDNN's convolution is the fast path.
 """
 from __future__ import annotations
 
 import functools
 import math
+import numbers
 from typing import NamedTuple, Sequence
 
 import jax
@@ -42,8 +45,8 @@ PADDING_MODES = ("zeros", "reflect")
 
 # --------------------------------------------------------------------------- helpers
 def _pair(v, name: str, n: int = 2) -> tuple[int, ...]:
-    if isinstance(v, int):
-        return (v,) * n
+    if isinstance(v, numbers.Integral):
+        return (int(v),) * n
     v = tuple(int(a) for a in v)
     if len(v) != n:
         raise ConfigError(name, f"expected an int or {n} ints, got {v}")
@@ -70,12 +73,13 @@ def _explicit_padding(padding, in_sizes, kernel_eff, strides) -> tuple[tuple[int
                 pads.append((total // 2, total - total // 2))
             return tuple(pads)
         raise ConfigError("padding", f"expected an int, pairs, 'SAME' or 'VALID', got {padding!r}")
-    if isinstance(padding, int):
-        return ((padding, padding),) * n
+    if isinstance(padding, numbers.Integral):
+        return ((int(padding), int(padding)),) * n
     padding = tuple(padding)
     if len(padding) != n:
         raise ConfigError("padding", f"expected {n} entries, got {padding}")
-    return tuple((p, p) if isinstance(p, int) else (int(p[0]), int(p[1])) for p in padding)
+    return tuple((int(p), int(p)) if isinstance(p, numbers.Integral) else (int(p[0]), int(p[1]))
+                 for p in padding)
 
 
 def pad_spatial(x: jax.Array, pads, mode: str = "zeros", value=0.0) -> jax.Array:
@@ -188,14 +192,11 @@ def conv1d(x: jax.Array, w: jax.Array, *, stride=1, padding=0, padding_mode: str
     """1-D convolution. x: (N, W, C); w: (K, C/groups, O); padding: int, (lo, hi),
     'SAME' or 'VALID'. Returns (N, W_out, O). (``conv2d`` with a height-1 axis.)"""
     if isinstance(padding, str):
-        pad2 = padding
-    elif isinstance(padding, int):
-        pad2 = ((0, 0), (padding, padding))
+        pad2 = padding                      # SAME on the height-1 axis pads nothing
+    elif isinstance(padding, numbers.Integral):
+        pad2 = ((0, 0), (int(padding), int(padding)))
     else:
         pad2 = ((0, 0), tuple(padding))
-    if isinstance(padding, str) and padding.upper() == "SAME":
-        k_eff = _pair(dilation, "dilation", 1)[0] * (w.shape[0] - 1) + 1
-        pad2 = ((0, 0),) + _explicit_padding("SAME", x.shape[1:2], (k_eff,), _pair(stride, "stride", 1))
     y = conv2d(x[:, None], w[None], stride=(1, _pair(stride, "stride", 1)[0]), padding=pad2,
                padding_mode=padding_mode, dilation=(1, _pair(dilation, "dilation", 1)[0]),
                groups=groups, impl=impl)

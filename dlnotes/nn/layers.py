@@ -42,8 +42,8 @@ class Conv(nnx.Module):
         kh, kw = _pair(kernel_size, "kernel_size")
         self.kernel = nnx.Param(kernel_init(rngs.params(), (kh, kw, in_features // groups, out_features), dtype))
         self.bias = nnx.Param(bias_init(rngs.params(), (out_features,), dtype)) if use_bias else None
-        self.stride, self.padding, self.padding_mode = stride, padding, padding_mode
-        self.dilation, self.groups, self.impl = dilation, groups, impl
+        self.stride, self.padding, self.padding_mode = _freeze(stride), _freeze(padding), padding_mode
+        self.dilation, self.groups, self.impl = _freeze(dilation), groups, impl
 
     def _kernel(self):
         return self.kernel[...]
@@ -86,13 +86,18 @@ class Conv1D(nnx.Module):
         resolve_impl(impl)
         self.kernel = nnx.Param(kernel_init(rngs.params(), (kernel_size, in_features // groups, out_features), dtype))
         self.bias = nnx.Param(bias_init(rngs.params(), (out_features,), dtype)) if use_bias else None
-        self.stride, self.padding, self.padding_mode = stride, padding, padding_mode
-        self.dilation, self.groups, self.impl = dilation, groups, impl
+        self.stride, self.padding, self.padding_mode = _freeze(stride), _freeze(padding), padding_mode
+        self.dilation, self.groups, self.impl = _freeze(dilation), groups, impl
 
     def __call__(self, x, *, train: bool = False, key=None):
         y = conv1d(x, self.kernel[...], stride=self.stride, padding=self.padding, padding_mode=self.padding_mode,
                    dilation=self.dilation, groups=self.groups, impl=self.impl)
         return y if self.bias is None else y + self.bias[...]
+
+
+def _freeze(v):
+    """Lists (e.g. from a config) as tuples, so they stay static module metadata."""
+    return tuple(_freeze(a) for a in v) if isinstance(v, (list, tuple)) else v
 
 
 def _scale_bias(num_features, use_scale, use_bias, dtype):
@@ -132,7 +137,7 @@ class LayerNorm(nnx.Module):
     def __init__(self, num_features: int, *, axes=-1, eps=1e-5, use_scale: bool = True, use_bias: bool = True,
                  dtype=jnp.float32, rngs: nnx.Rngs | None = None):
         self.scale, self.bias = _scale_bias(num_features, use_scale, use_bias, dtype)
-        self.axes, self.eps = axes, eps
+        self.axes, self.eps = _freeze(axes), eps
 
     def __call__(self, x, *, train: bool = False, key=None):
         return _norm.layer_norm(x, _value(self.scale), _value(self.bias), axes=self.axes, eps=self.eps)
@@ -158,7 +163,7 @@ class RMSNorm(nnx.Module):
     def __init__(self, num_features: int, *, axes=-1, eps=1e-6, use_scale: bool = True, dtype=jnp.float32,
                  rngs: nnx.Rngs | None = None):
         self.scale, _ = _scale_bias(num_features, use_scale, False, dtype)
-        self.axes, self.eps = axes, eps
+        self.axes, self.eps = _freeze(axes), eps
 
     def __call__(self, x, *, train: bool = False, key=None):
         return _norm.rms_norm(x, _value(self.scale), axes=self.axes, eps=self.eps)
