@@ -20,7 +20,9 @@ def get_config(arg: str = "full"):
     c.log_every = 10
     c.batch_size = 1
     c.sampling = "replacement"
-    c.data = ml_collections.ConfigDict(dict(seed=0, n=2000, d=5, noise=0.5))
+    # data.npz: a user's own regression data (arrays x (n, d), y (n,)) for scripts/train.py;
+    # the claims C3/C4 always use the generated problem.
+    c.data = ml_collections.ConfigDict(dict(seed=0, n=2000, d=5, noise=0.5, npz=""))
     c.model = ml_collections.ConfigDict(dict(init_scale=0.0))
     c.optimizer = default_optimizer_config()
     c.optimizer.learning_rate = 0.02

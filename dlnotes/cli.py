@@ -1,6 +1,8 @@
 """Shared plumbing of the absl scripts: flags, one-line errors, exit codes."""
 from __future__ import annotations
 
+import os
+import re
 import sys
 from typing import Callable
 
@@ -24,17 +26,45 @@ def fail(key: str, message: str) -> None:
     sys.exit(2)
 
 
+def _config_arg(argv):
+    for i, a in enumerate(argv):
+        if a.startswith("--config="):
+            return a.split("=", 1)[1]
+        if a == "--config" and i + 1 < len(argv):
+            return argv[i + 1]
+    return None
+
+
+def _overrides(argv):
+    return [a[2:].split("=", 1)[0] for a in argv if a.startswith("--config.")]
+
+
 def _parse_flags(argv):
+    """Parse flags; any bad input becomes one ``error: <key>: <message>`` line, exit 2."""
+    cfg = _config_arg(argv)
+    if cfg is not None:
+        path = cfg.split(":", 1)[0]
+        if not os.path.isfile(path):
+            fail(path, "no such config file")
     try:
         return flags.FLAGS(argv)
+    except flags.UnrecognizedFlagError as e:
+        name = getattr(e, "flagname", None) or str(e).split("'")[1] if "'" in str(e) else str(e)
+        fail(name, "unknown flag or config key")
     except flags.Error as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        m = re.match(r"flag --([\w.]+)=[^:]*: (.*)", msg)
+        if m:
+            fail(m.group(1), m.group(2))
         fail("flags", msg)
     except ConfigError as e:
         fail(e.key, e.message)
-    except (FileNotFoundError, OSError) as e:
-        fail(getattr(e, "filename", None) or "--config", e.strerror or str(e))
-    except (KeyError, AttributeError, TypeError, ValueError) as e:
+    except (KeyError, AttributeError) as e:  # an override naming a key the config does not have
+        missing = str(e).strip("'\"")
+        key = next((o for o in _overrides(argv) if o.split(".")[-1] == missing or missing in o.split(".")),
+                   f"config.{missing}")
+        fail(key, "unknown config key")
+    except (OSError, TypeError, ValueError) as e:
         fail("--config", str(e).strip("'\"").splitlines()[0])
 
 

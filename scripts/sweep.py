@@ -15,6 +15,12 @@ cli.define_config_flags()
 flags.DEFINE_string("sweep", None, "Grid, e.g. 'optimizer.learning_rate=1e-3:1:8:log;seed=0:8'.")
 flags.DEFINE_integer("chunk_steps", 0, "Steps per compiled chunk; 0 = config's.")
 flags.DEFINE_integer("map_batch_size", 0, "Run the grid as lax.map over vmapped blocks of this size (0 = one vmap).")
+flags.DEFINE_integer("processes", 0, "Launch this many local processes (jax.distributed), one pinned per core.")
+flags.DEFINE_string("coordinator", None, "jax.distributed coordinator host:port (multi-host runs).")
+flags.DEFINE_integer("num_processes", None, "jax.distributed: total processes.")
+flags.DEFINE_integer("process_id", None, "jax.distributed: this process's index.")
+flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() with cluster auto-detection (SLURM, TPU).")
+flags.DEFINE_bool("shard", True, "Shard the grid axis over the local devices.")
 FLAGS = flags.FLAGS
 
 
@@ -26,11 +32,25 @@ def main(argv):
         raise ConfigError("--config", "required (e.g. --config=configs/lr_stability.py:fast)")
     if not FLAGS.sweep:
         raise ConfigError("--sweep", "required (e.g. --sweep='optimizer.learning_rate=0.1,1;seed=0:2')")
+    if FLAGS.processes > 1:  # validate here, then hand the work to N local processes
+        import sys
+
+        from dlnotes.train import jobs, parallel, workdir
+        jobs.check_sweep(FLAGS.config, FLAGS.sweep)
+        workdir.prepare(FLAGS.workdir, FLAGS.config, overwrite=FLAGS.overwrite,
+                        kind=f"sweep {jobs.json.dumps(jobs.sweepmod.parse_sweep(FLAGS.sweep), sort_keys=True)}")
+        argv = [a for a in sys.argv if not a.startswith(("--processes", "--overwrite"))]
+        sys.exit(parallel.launch_local(argv, FLAGS.processes))
+    if FLAGS.coordinator or FLAGS.distributed:
+        from dlnotes.train import parallel
+        parallel.initialize(FLAGS.coordinator, FLAGS.num_processes, FLAGS.process_id)
     _, rows = sweep_job(FLAGS.config, FLAGS.sweep, FLAGS.workdir, overwrite=FLAGS.overwrite,
                         progress=FLAGS.progress, chunk_steps=FLAGS.chunk_steps or None,
-                        map_batch_size=FLAGS.map_batch_size or None)
-    n_div = sum(r["diverged"] for r in rows)
-    print(f"{len(rows)} points, {n_div} diverged -> {FLAGS.workdir}/sweep.jsonl")
+                        map_batch_size=FLAGS.map_batch_size or None, shard=FLAGS.shard)
+    import jax
+    if jax.process_index() == 0:
+        n_div = sum(r["diverged"] for r in rows)
+        print(f"{len(rows)} points, {n_div} diverged -> {FLAGS.workdir}/sweep.jsonl")
 
 
 if __name__ == "__main__":

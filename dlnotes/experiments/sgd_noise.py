@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dlnotes import linear
+from dlnotes.data.io import load_regression_npz
 from dlnotes.data.synthetic import gaussian_regression
 from dlnotes.errors import check
 from dlnotes.experiments.base import claim
@@ -33,13 +34,18 @@ CLAIMS = ("C3", "C4")
 
 def validate(config):
     validate_optimizer_config(config)
-    n = config.data.n
-    check(0 <= config.batch_size <= n, "batch_size", f"must be in [0, data.n={n}] (0 = full batch)")
+    n = len(load_regression_npz(config.data.npz)["y"]) if config.data.get("npz") else config.data.n
+    check(0 <= config.batch_size <= n, "batch_size", f"must be in [0, {n}] (the number of examples; 0 = full batch)")
+    check(config.sampling in ("epoch", "replacement"), "sampling", "must be 'epoch' or 'replacement'")
 
 
 def make_data(config, n=None):
-    p = gaussian_regression(jax.random.key(config.data.seed), n or config.data.n, config.data.d,
-                            noise=config.data.noise)
+    """The noisy regression (or the user's ``data.npz`` with arrays x (n, d), y (n,))."""
+    if config.data.get("npz") and n is None:
+        p = {k: jnp.asarray(v) for k, v in load_regression_npz(config.data.npz).items()}
+    else:
+        p = gaussian_regression(jax.random.key(config.data.seed), n or config.data.n, config.data.d,
+                                noise=config.data.noise)
     w_hat = linear.least_squares(p["x"], p["y"])
     return {"train": {"x": p["x"], "y": p["y"]}, "w_hat": w_hat}
 
@@ -75,7 +81,8 @@ def run(config, workdir):
 
 def _c3(config, workdir):
     c = config.c3
-    cfg = _with(config, num_steps=c.num_steps, batch_size=1, sampling="replacement", log_every=c.log_every)
+    cfg = _with(config, num_steps=c.num_steps, batch_size=1, sampling="replacement", log_every=c.log_every,
+                **{"data.npz": ""})
     data = make_data(cfg)
     eta_max = 2.0 / cfg.data.d  # 2/E‖x‖²
     etas = [float(f * eta_max) for f in c.eta_fractions]
@@ -109,7 +116,8 @@ def _c3(config, workdir):
 def _c4(config, workdir):
     c = config.c4
     base = _with(config, batch_size=c.batch_size, log_every=c.log_every,
-                 num_steps=c.epochs * (c.n // c.batch_size), **{"optimizer.learning_rate": c.learning_rate})
+                 num_steps=c.epochs * (c.n // c.batch_size),
+                 **{"optimizer.learning_rate": c.learning_rate, "data.npz": ""})
     data = make_data(base, n=c.n)
     l_star = float(linear.least_squares_loss(data["train"]["x"], data["train"]["y"], data["w_hat"]))
     points = [{"seed": s} for s in range(c.num_seeds)]

@@ -28,6 +28,16 @@ default_kernel_init = lecun_normal   # N(0, 1/fan_in), fan_in = K_h·K_w·C_in/g
 zeros = jax.nn.initializers.zeros
 
 
+def _freeze(v):
+    """Lists (e.g. from a config) as tuples, so they stay static module metadata."""
+    return tuple(_freeze(a) for a in v) if isinstance(v, (list, tuple)) else v
+
+
+def _check_rate(rate, key="rate"):
+    if isinstance(rate, (int, float)) and not 0.0 <= rate < 1.0:
+        raise ConfigError(key, f"a probability in [0, 1) is required, got {rate}")
+
+
 class Conv(nnx.Module):
     """2-D convolution y = conv2d(x, kernel) + bias. kernel: (K_h, K_w, C_in/groups, C_out)."""
 
@@ -95,11 +105,6 @@ class Conv1D(nnx.Module):
         return y if self.bias is None else y + self.bias[...]
 
 
-def _freeze(v):
-    """Lists (e.g. from a config) as tuples, so they stay static module metadata."""
-    return tuple(_freeze(a) for a in v) if isinstance(v, (list, tuple)) else v
-
-
 def _scale_bias(num_features, use_scale, use_bias, dtype):
     scale = nnx.Param(jnp.ones((num_features,), dtype)) if use_scale else None
     bias = nnx.Param(jnp.zeros((num_features,), dtype)) if use_bias else None
@@ -116,6 +121,7 @@ class BatchNorm(nnx.Module):
 
     def __init__(self, num_features: int, *, momentum=0.9, eps=1e-5, use_scale: bool = True,
                  use_bias: bool = True, dtype=jnp.float32, rngs: nnx.Rngs | None = None):
+        _check_rate(momentum, "momentum")
         self.scale, self.bias = _scale_bias(num_features, use_scale, use_bias, dtype)
         self.mean = nnx.BatchStat(jnp.zeros((num_features,), dtype))
         self.var = nnx.BatchStat(jnp.ones((num_features,), dtype))
@@ -174,6 +180,7 @@ class Dropout(nnx.Module):
     traced hyperparameter, which then lives in ``model_state``). Needs ``key`` when training."""
 
     def __init__(self, rate=0.5):
+        _check_rate(rate)
         self.rate = rate
 
     def __call__(self, x, *, train: bool = False, key=None):
@@ -185,6 +192,7 @@ class StochasticDepth(nnx.Module):
     (kept branches × 1/(1 − rate)); identity at eval. Apply to the branch: x + sd(f(x))."""
 
     def __init__(self, rate=0.1):
+        _check_rate(rate)
         self.rate = rate
 
     def __call__(self, residual, *, train: bool = False, key=None):

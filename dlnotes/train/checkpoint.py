@@ -23,10 +23,17 @@ log = logging.getLogger(__name__)
 class Checkpointer:
     def __init__(self, directory: str, max_to_keep: int = 2):
         self.directory = os.path.abspath(directory)
+        extra = {"create": True}
+        if jax.process_count() > 1:  # each process keeps its own checkpoints (its slice of a grid)
+            i = jax.process_index()
+            extra["multiprocessing_options"] = ocp.options.MultiprocessingOptions(
+                primary_host=i, active_processes={i}, barrier_sync_key_prefix=f"p{i}")
+            extra["create"] = False
+            os.makedirs(self.directory, exist_ok=True)
         self.manager = ocp.CheckpointManager(
             self.directory,
             options=ocp.CheckpointManagerOptions(
-                max_to_keep=max_to_keep, create=True, enable_async_checkpointing=False),
+                max_to_keep=max_to_keep, enable_async_checkpointing=False, **extra),
         )
 
     def all_steps(self) -> list[int]:

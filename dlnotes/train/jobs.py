@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+from typing import NamedTuple
 
+import jax
 import numpy as np
 
+from dlnotes.errors import ConfigError
 from dlnotes.experiments import base as xbase
 from dlnotes.train import hparams as hpmod
 from dlnotes.train import plots, sweep as sweepmod, workdir as wd
@@ -21,10 +24,15 @@ from dlnotes.train.runner import Runner
 
 def build_task(config):
     """The experiment's task for this config (validates the config first)."""
+    if "experiment" not in config or config.experiment not in xbase.EXPERIMENTS:
+        raise ConfigError("experiment", f"unknown experiment {config.get('experiment')!r} "
+                                        f"(known: {', '.join(xbase.EXPERIMENTS)})")
     mod = xbase.module(config.experiment)
     if hasattr(mod, "validate"):
         mod.validate(config)
-    return mod.build_task(config)
+    task = mod.build_task(config)
+    task.check_finite()
+    return task
 
 
 def _metric_rows(metrics, log_every: int, num_steps: int) -> list[dict]:
@@ -52,7 +60,6 @@ def train_job(config, workdir: str, *, overwrite: bool = False, progress: bool =
     wd.prepare(workdir, config, overwrite=overwrite, kind="train")
     runner = Runner(task)
     hp = hpmod.from_config(config)
-    import jax
     key = jax.random.key(int(config.get("seed", 0)))
     ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
     chunk = chunk_steps or int(config.get("chunk_steps", 0)) or None
@@ -72,34 +79,78 @@ def train_job(config, workdir: str, *, overwrite: bool = False, progress: bool =
     return res, summary
 
 
-def sweep_job(config, spec, workdir: str, *, overwrite: bool = False, progress: bool = True,
-              chunk_steps: int | None = None, map_batch_size: int | None = None, sharding=None):
+def check_sweep(config, spec):
+    """Parse and validate a sweep before anything compiles: ``(sweep, points)``."""
     sweep = sweepmod.parse_sweep(spec)
     points = sweepmod.grid_points(config, sweep)
-    task = build_task(config)
     mod = xbase.module(config.experiment)
-    for p in points:  # every point must be a valid config
-        if hasattr(mod, "validate"):
+    if hasattr(mod, "validate"):
+        mod.validate(config)
+        for p in points:  # every point must be a valid config
             c = config.copy_and_resolve_references()
             with c.unlocked():
                 for k, v in p.items():
                     _set(c, k, v)
             mod.validate(c)
-    wd.prepare(workdir, config, overwrite=overwrite, kind=f"sweep {json.dumps(sweep, sort_keys=True)}")
-    hp, keys = sweepmod.stack_points(config, points)
+    return sweep, points
+
+
+def sweep_job(config, spec, workdir: str, *, overwrite: bool = False, progress: bool = True,
+              chunk_steps: int | None = None, map_batch_size: int | None = None, shard: bool = True):
+    """Train the grid; rows to ``workdir/sweep.jsonl`` (written by process 0).
+
+    The grid axis is sharded over the local devices (``shard``) and split across
+    ``jax.distributed`` processes; see ``dlnotes.train.parallel``.
+    """
+    from dlnotes.train import parallel
+
+    sweep, points = check_sweep(config, spec)
+    task = build_task(config)
+    kind = f"sweep {json.dumps(sweep, sort_keys=True)}"
+    lead = jax.process_index() == 0
+    if lead:
+        wd.prepare(workdir, config, overwrite=overwrite, kind=kind)
+    parallel.barrier("dlnotes-prepared")
+    if not lead:
+        wd.prepare(workdir, config, overwrite=False, kind=kind)
+
+    sharding = parallel.grid_sharding() if shard else None
+    n_local_dev = len(sharding.mesh.devices.flat) if sharding is not None else 1
+    padded = parallel.pad_to_multiple(points, jax.process_count() * n_local_dev)
+    mine = padded[parallel.process_slice(len(padded))]
+    hp, keys = sweepmod.stack_points(config, mine)
     runner = Runner(task, grid=True, map_batch_size=map_batch_size, sharding=sharding)
-    ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
+    ckdir = "checkpoints" if jax.process_count() == 1 else f"checkpoints/process_{jax.process_index()}"
+    ckpt = Checkpointer(os.path.join(workdir, ckdir))
     chunk = chunk_steps or int(config.get("chunk_steps", 0)) or None
-    res = runner.run(hp, keys, chunk_steps=chunk, checkpointer=ckpt, progress=f"sweep x{len(points)}")
+    res = runner.run(hp, keys, chunk_steps=chunk, checkpointer=ckpt,
+                     progress=f"sweep x{len(points)}" if (progress and lead) else False)
     ckpt.close()
-    rows = sweepmod.sweep_rows(points, res)
-    sweepmod.write_jsonl(os.path.join(workdir, "sweep.jsonl"), rows)
-    keys_swept = [k for k in sweep if k != "seed"] or ["seed"]
-    plots.sweep_figure(rows, os.path.join(workdir, "sweep.png"), x=keys_swept[0],
-                       y=keys_swept[1] if len(keys_swept) > 1 else None,
-                       curves=res.metrics["steps"]["loss"], title=f"{config.experiment} sweep")
-    wd.mark_done(workdir)
-    return res, rows
+    gathered = parallel.allgather({"diverged": np.asarray(res.state.diverged),
+                                   "diverged_at": np.asarray(res.state.diverged_at), "metrics": res.metrics})
+    n = len(points)
+    full = _Result(state=_State(gathered["diverged"][:n], gathered["diverged_at"][:n]),
+                   metrics=jax.tree.map(lambda x: x[:n], gathered["metrics"]))
+    rows = sweepmod.sweep_rows(points, full)
+    if lead:
+        sweepmod.write_jsonl(os.path.join(workdir, "sweep.jsonl"), rows)
+        keys_swept = [k for k in sweep if k != "seed"] or ["seed"]
+        plots.sweep_figure(rows, os.path.join(workdir, "sweep.png"), x=keys_swept[0],
+                           y=keys_swept[1] if len(keys_swept) > 1 else None,
+                           curves=full.metrics["steps"]["loss"], title=f"{config.experiment} sweep")
+        wd.mark_done(workdir)
+    parallel.barrier("dlnotes-written")
+    return full, rows
+
+
+class _State(NamedTuple):
+    diverged: np.ndarray
+    diverged_at: np.ndarray
+
+
+class _Result(NamedTuple):
+    state: _State
+    metrics: dict
 
 
 def _set(config, path: str, value):

@@ -30,6 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from dlnotes.errors import ConfigError, check
+
 Array = jax.Array
 Pytree = Any
 
@@ -59,10 +61,23 @@ class Task:
     train_split: str = "train"
 
     def __post_init__(self):
-        if self.num_steps % self.log_every:
-            raise ValueError(f"num_steps={self.num_steps} must be a multiple of log_every={self.log_every}")
-        if self.sampling not in ("epoch", "replacement"):
-            raise ValueError(f"sampling must be 'epoch' or 'replacement', got {self.sampling!r}")
+        check(isinstance(self.num_steps, int) and self.num_steps > 0, "num_steps", "must be a positive int")
+        check(isinstance(self.log_every, int) and self.log_every > 0 and self.num_steps % self.log_every == 0,
+              "log_every", f"must be a positive divisor of num_steps={self.num_steps}")
+        check(self.sampling in ("epoch", "replacement"), "sampling",
+              f"must be 'epoch' or 'replacement', got {self.sampling!r}")
+        check(self.train_split in self.data, "data", f"has no {self.train_split!r} split")
+        n = self.num_examples
+        check(n > 0, "data", "the training data are empty")
+        check(not self.batch_size or 0 < self.batch_size <= n, "batch_size",
+              f"{self.batch_size} is larger than the {n} training examples")
+
+    def check_finite(self):
+        """ConfigError('data', ...) if any training array holds NaN or inf."""
+        for name, x in self.data[self.train_split].items():
+            x = np.asarray(x)
+            if np.issubdtype(x.dtype, np.inexact) and not np.all(np.isfinite(x)):
+                raise ConfigError("data", f"training array {name!r} contains NaN or inf")
 
     @property
     def num_examples(self) -> int:

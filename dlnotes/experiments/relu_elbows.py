@@ -1,0 +1,397 @@
+"""A one-hidden-layer ReLU net is a sum of elbows (C6, C7, C8).
+
+Task: fit y = sin(freq·x) on an even grid of [lo, hi] with a 1 → H → 1 ReLU net
+f(x) = Σ_i a_i relu(w_i x + b_i) + c, full-batch Adam (the elbow task, also used by
+``init_variance``'s C15). Seeds run as one vmapped grid per width.
+
+C6  trained parameters in float64: the net's second differences f(x+h) − 2f(x) + f(x−h)
+    vanish (≤ 1e-10) farther than h from every elbow e_i = −b_i/w_i and equal the
+    exact formula Σ a_i|w_i| max(0, h − |x − e_i|) everywhere;
+C7  the final validation error falls with width 4…256 (Spearman ρ ≤ −0.9 on the
+    medians over seeds);
+C8  with N(0,1) w and b the elbows are standard Cauchy (KS, Fisher's combined p over
+    fixed seeds > 0.01); a unit whose elbow lies outside the data with its slope
+    pointing away is dead: zero gradient, and still dead (untouched) after training.
+"""
+from __future__ import annotations
+
+import copy
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from scipy import stats
+
+from dlnotes.errors import check
+from dlnotes.experiments.base import claim
+from dlnotes.losses import mse
+from dlnotes.models import relu_net
+from dlnotes.optim.factory import make_optimizer, validate_optimizer_config
+from dlnotes.train import plots
+from dlnotes.train.loop import Task
+from dlnotes.train.sweep import run_points
+
+CLAIMS = ("C6", "C7", "C8")
+
+
+def validate(config):
+    validate_optimizer_config(config)
+    relu_net.make_relu_net(config)  # model keys: ConfigError naming the key
+    d = config.data
+    check(d.n >= 2, "data.n", f"must be ≥ 2, got {d.n}")
+    check(d.hi > d.lo, "data.hi", f"must exceed data.lo={d.lo}")
+    check(config.batch_size == 0 or 0 < config.batch_size <= d.n, "batch_size",
+          f"must be in [0, data.n={d.n}] (0 = full batch)")
+
+
+def with_changes(config, **changes):
+    """A copy of ``config`` with dotted paths set: ``with_changes(c, **{"model.width": 8})``."""
+    c = copy.deepcopy(config)
+    with c.unlocked():
+        for path, v in changes.items():
+            node = c
+            parts = path.split(".")
+            for p in parts[:-1]:
+                node = node[p]
+            node[parts[-1]] = v
+    return c
+
+
+def target(config, x):
+    return jnp.sin(config.data.freq * x)
+
+
+def make_data(config):
+    """Train: ``data.n`` even points of [lo, hi] (+ noise); val: ``data.n_val`` points, noise-free."""
+    d = config.data
+    x = jnp.linspace(d.lo, d.hi, d.n)[:, None]
+    y = target(config, x)
+    if d.noise:
+        y = y + d.noise * jax.random.normal(jax.random.key(config.seed), y.shape)
+    xv = jnp.linspace(d.lo, d.hi, d.n_val)[:, None]
+    return {"train": {"x": x, "y": y}, "val": {"x": xv, "y": target(config, xv)}}
+
+
+def elbow_task(config, data=None) -> Task:
+    """The elbow task: ``make_relu_net(config)`` fitted by ``make_optimizer(config)`` with ½·MSE.
+
+    Evaluations: ``val_mse``, ``train_mse``, the dead mask on the training inputs (H,) and
+    the hidden weights and biases (H,) each (to check that dead units are never touched).
+    """
+    data = data if data is not None else make_data(config)
+    net = relu_net.make_relu_net(config)
+
+    def init(key, hp):
+        return net.init(key, hp)
+
+    def loss(params, ms, batch, key, hp):
+        pred, ms = net.apply(params, ms, batch["x"])
+        return mse(pred, batch["y"]), ({}, ms)
+
+    def evaluate(params, ms, data, hp):
+        p = nnx.to_pure_dict(params)
+        out = {}
+        for split in ("train", "val"):
+            pred, _ = net.apply(params, ms, data[split]["x"])
+            out[f"{split}_mse"] = mse(pred, data[split]["y"])
+        out["dead"] = relu_net.dead_relus(p, data["train"]["x"]).dead
+        out["hidden_w"] = p["hidden"]["kernel"][0]
+        out["hidden_b"] = p["hidden"]["bias"]
+        return out
+
+    return Task(init=init, loss=loss, optimizer=lambda hp: make_optimizer(config, hp), data=data,
+                num_steps=config.num_steps, batch_size=config.batch_size or None,
+                sampling=config.get("sampling", "epoch"), log_every=config.log_every, evaluate=evaluate)
+
+
+def build_task(config):
+    return elbow_task(config)
+
+
+def train_seeds(config, seeds, data=None, progress=None):
+    """Train the elbow task for every seed in one vmapped call: RunResult (leading axis = seeds)."""
+    data = data if data is not None else make_data(config)
+    _, res = run_points(elbow_task(config, data), config, [{"seed": int(s)} for s in seeds], progress=progress)
+    return res
+
+
+def point(tree, i):
+    return jax.tree.map(lambda a: a[i], tree)
+
+
+def pad_width(params, width, far=1e6):
+    """Stacked 1 → H → 1 params (plain dicts, leading axis G) padded to ``width`` units that are exactly 0:
+    w = 1, b = −far (elbow far outside any grid), a = 0. The net's function is unchanged; nets of
+    several widths then share one compiled check."""
+    p = nnx.to_pure_dict(params) if isinstance(params, nnx.State) else params
+    H = p["hidden"]["bias"].shape[-1]
+    if H == width:
+        return p
+    pad = width - H
+
+    def cat(a, v, axis):
+        shape = list(a.shape)
+        shape[axis] = pad
+        return jnp.concatenate([a, jnp.full(shape, v, a.dtype)], axis=axis)
+    return {"hidden": {"kernel": cat(p["hidden"]["kernel"], 1.0, -1), "bias": cat(p["hidden"]["bias"], -far, -1)},
+            "out": {"kernel": cat(p["out"]["kernel"], 0.0, -2), "bias": p["out"]["bias"]}}
+
+
+# ---------------------------------------------------------------------------
+# C6: second differences of trained nets in float64
+
+
+def second_difference_check(config, params, h, half_width):
+    """Per net of a stacked batch (plain dicts, leading axis G, width ``config.model.width``), in float64 on a grid of step h over [−half_width, half_width]:
+
+    (max |Δ²f| farther than h from every elbow, max |Δ²f − Σ a_i|w_i| max(0, h − |x − e_i|)|,
+    max |f − elbow sum|, number of elbows on the grid), each (G,), where
+    Δ²f(x) = f(x+h) − 2f(x) + f(x−h) of the net's forward pass (``apply``).
+    """
+    with jax.enable_x64(True):
+        net = relu_net.make_relu_net(config, param_dtype=jnp.float64)
+        n = int(round(half_width / h))
+        grid = jnp.arange(-n, n + 1, dtype=jnp.float64) * h
+
+        def one(pure):
+            f = net.apply(nnx.State(pure), nnx.State({}), grid[:, None])[0][:, 0]
+            d2 = f[2:] - 2 * f[1:-1] + f[:-2]
+            x = grid[1:-1]
+            e = relu_net.elbow_positions(pure)
+            near = jnp.min(jnp.abs(x[:, None] - e[None, :]), axis=1) < h
+            formula = relu_net.elbow_second_differences(pure, x, h)[:, 0]
+            elbow_sum = relu_net.elbow_formula(pure, grid)[:, 0]
+            return (jnp.max(jnp.where(near, 0.0, jnp.abs(d2))), jnp.max(jnp.abs(d2 - formula)),
+                    jnp.max(jnp.abs(elbow_sum - f)), jnp.sum(jnp.abs(e) < half_width - h))
+
+        p64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), params)
+        return tuple(np.asarray(v) for v in jax.jit(jax.vmap(one))(p64))
+
+
+# ---------------------------------------------------------------------------
+# C8: Cauchy elbows and dead ReLUs
+
+
+def init_params(config, seeds, width):
+    """Initial parameters (plain dicts) of ``width``-unit nets for each seed, vmapped: leading axis = seeds."""
+    net = relu_net.make_relu_net(with_changes(config, **{"model.width": width}))
+    keys = jnp.stack([jax.random.key(int(s)) for s in seeds])
+    return jax.jit(jax.vmap(lambda k: nnx.to_pure_dict(net.init(k)[0])))(keys)
+
+
+def cauchy_ks(elbows_per_seed):
+    """KS p-values of each seed's elbows against the standard Cauchy, and Fisher's combined p."""
+    ps = [float(stats.kstest(np.asarray(e), "cauchy").pvalue) for e in elbows_per_seed]
+    return ps, float(stats.combine_pvalues(ps, method="fisher").pvalue)
+
+
+def dead_unit_gradients(config, params, data):
+    """Per net of a stacked batch (plain dicts, leading axis G): dead mask on the training inputs (G, H),
+    dead-by-elbow mask (elbow outside the data, slope away) (G, H), and per unit the largest
+    |∂(½·MSE)/∂θ| over its parameters (hidden w_i, b_i and output a_i) (G, H)."""
+    net = relu_net.make_relu_net(config)
+    x, y = data["train"]["x"], data["train"]["y"]
+
+    def one(pure):
+        rep = relu_net.dead_relus(pure, x)
+        g = jax.grad(lambda q: mse(net.apply(nnx.State(q), nnx.State({}), x)[0], y))(pure)
+        parts = jnp.stack([g["hidden"]["kernel"][0], g["hidden"]["bias"], g["out"]["kernel"][:, 0]])
+        return rep.dead, rep.elbow_outside, jnp.max(jnp.abs(parts), axis=0)
+
+    return tuple(np.asarray(v) for v in jax.jit(jax.vmap(one))(params))
+
+
+# ---------------------------------------------------------------------------
+
+
+def run(config, workdir):
+    os.makedirs(workdir, exist_ok=True)
+    data = make_data(config)
+    widths = list(config.c7.widths)
+    seeds = list(range(config.c7.num_seeds))
+    results = {}
+    for w in widths:
+        cfg = with_changes(config, **{"model.width": w})
+        results[w] = (cfg, train_seeds(cfg, seeds, data, progress=f"relu_elbows width {w}"))
+    return [_c6(config, results, data, workdir), _c7(config, results, widths, workdir),
+            _c8(config, results, data, workdir)]
+
+
+def _stack_padded(results, width):
+    """All trained nets of every width, padded to ``width`` and stacked (plain dicts), plus their true widths."""
+    ps = [pad_width(res.state.params, width) for _, res in results.values()]
+    return jax.tree.map(lambda *a: jnp.concatenate(a), *ps)
+
+
+def _c6(config, results, data, workdir):
+    h, half = float(config.c6.h), float(config.c6.half_width)
+    wmax = max(results)
+    stacked = _stack_padded(results, wmax)
+    away, match, fsum, n_el = second_difference_check(with_changes(config, **{"model.width": wmax}), stacked, h, half)
+    away, match, fsum = float(away.max()), float(match.max()), float(fsum.max())
+    n_nets, n_elbows = n_el.size, int(n_el.sum())
+    ok = away <= 1e-10 and match <= 1e-10
+    w_fig = 16 if 16 in results else min(results)
+    fig = _figure_fit(config, results[w_fig], data, h, os.path.join(workdir, "elbows_fit.png"))
+    return claim("C6", "a trained 1-D ReLU net is piecewise linear with kinks exactly at −b_i/w_i (float64)",
+                 f"max |Δ²f| away from elbows {away:.2e}; max |Δ²f − Σ a_i|w_i|max(0, h−|x−e_i|)| {match:.2e}",
+                 "both ≤ 1e-10", ok, fig,
+                 details=f"{n_nets} trained nets (widths {sorted(results)}, all seeds), grid step h={h} on "
+                         f"[−{half}, {half}], {n_elbows} elbows on the grids; "
+                         f"forward pass vs sum of elbows: max |Δ| {fsum:.2e}")
+
+
+def _c7(config, results, widths, workdir):
+    err = np.stack([np.asarray(results[w][1].metrics["evals"]["val_mse"])[:, -1] for w in widths], 1)  # (S, W)
+    med = np.median(err, 0)
+    rho = float(stats.spearmanr(widths, med).statistic)
+    div = sum(int(np.asarray(results[w][1].state.diverged).sum()) for w in widths)
+    fig = _figure_width(widths, err, os.path.join(workdir, "error_vs_width.png"), config)
+    return claim("C7", "wider ReLU nets approximate the 1-D target better",
+                 f"Spearman ρ = {rho:.3f} (median val MSE {med[0]:.2e} at width {widths[0]} → "
+                 f"{med[-1]:.2e} at {widths[-1]})", "ρ ≤ −0.9", rho <= -0.9, fig,
+                 details=f"full-batch {config.optimizer.name} η={config.optimizer.learning_rate}, "
+                         f"{config.num_steps} steps, {err.shape[0]} seeds per width, medians "
+                         + ", ".join(f"{w}: {m:.2e}" for w, m in zip(widths, med))
+                         + f"; diverged runs: {div}")
+
+
+def _c8(config, results, data, workdir):
+    c = config.c8
+    # Cauchy elbows at init (N(0,1) w and b), fixed seeds
+    base = with_changes(config, **{"model.weight_init": "normal", "model.bias_init": "normal"})
+    p0 = init_params(base, c.ks_seeds, c.ks_width)
+    elbows = np.asarray(jax.vmap(relu_net.elbow_positions)(p0))
+    ps, p_fisher = cauchy_ks(elbows)
+
+    # dead ReLUs in the trained runs: zero gradient at the end, untouched since init
+    x = data["train"]["x"]
+    n_dead0 = n_dead_end = 0
+    stayed = touched = 0
+    for w, (cfg, res) in results.items():
+        ev = res.metrics["evals"]
+        dead0, deadT = np.asarray(ev["dead"][:, 0]), np.asarray(ev["dead"][:, -1])
+        w0, wT = np.asarray(ev["hidden_w"][:, 0]), np.asarray(ev["hidden_w"][:, -1])
+        b0, bT = np.asarray(ev["hidden_b"][:, 0]), np.asarray(ev["hidden_b"][:, -1])
+        n_dead0 += int(dead0.sum())
+        n_dead_end += int(deadT.sum())
+        stayed += int((dead0 & deadT).sum())
+        touched += int((dead0 & ((w0 != wT) | (b0 != bT))).sum())
+    # gradients at the trained parameters, every net padded to one width (padding units are dropped)
+    wmax = max(results)
+    dead, outside, grad = dead_unit_gradients(with_changes(config, **{"model.width": wmax}),
+                                              _stack_padded(results, wmax), data)
+    real = np.concatenate([np.broadcast_to(np.arange(wmax) < w, (res.state.diverged.shape[0], wmax))
+                           for w, (_, res) in results.items()])
+    max_grad = float(np.max(np.where(dead & real, grad, 0.0)))
+    outside_mismatch = int(np.sum((dead != outside) & real))
+
+    # dead fraction at init per scheme
+    fractions = {}
+    for scheme in c.schemes:
+        wi, bi = scheme.split("/")
+        cfg = with_changes(config, **{"model.weight_init": wi, "model.bias_init": bi})
+        pp = init_params(cfg, range(c.scheme_seeds), c.scheme_width)
+        fractions[scheme] = float(np.mean(np.asarray(jax.vmap(lambda p: relu_net.dead_relus(p, x).fraction)(pp))))
+    trained = {w: float(np.asarray(res.metrics["evals"]["dead"][:, -1]).mean()) for w, (_, res) in results.items()}
+
+    ok = p_fisher > 0.01 and n_dead0 > 0 and stayed == n_dead0 and touched == 0 and max_grad == 0.0 \
+        and outside_mismatch == 0
+    fig = _figure_cauchy(elbows, fractions, os.path.join(workdir, "elbow_histogram.png"), c.ks_width)
+    return claim("C8", "N(0,1) w, b give Cauchy elbows; dead ReLUs (elbow outside the data, slope away) "
+                       "have zero gradient and stay dead",
+                 f"Fisher p = {p_fisher:.3g} (KS p per seed {', '.join(f'{p:.2f}' for p in ps)}); "
+                 f"{stayed}/{n_dead0} units dead at init still dead after training, {touched} of them changed, "
+                 f"max |grad| on dead units {max_grad:.1g}",
+                 "p > 0.01; all dead units stay dead and untouched; gradient exactly 0", ok, fig,
+                 details=f"KS on {c.ks_width} elbows × {len(ps)} seeds; dead = elbow outside the data with slope "
+                         f"away ({outside_mismatch} mismatches with max preactivation ≤ 0); dead fraction at init "
+                         f"(width {c.scheme_width}, {c.scheme_seeds} seeds, data on [{config.data.lo}, "
+                         f"{config.data.hi}]): " + ", ".join(f"{k} {v:.3f}" for k, v in fractions.items())
+                         + f"; after training ({config.model.weight_init}/{config.model.bias_init}) per width: "
+                         + ", ".join(f"{w}: {v:.3f}" for w, v in trained.items())
+                         + f"; {n_dead_end - stayed} units died during training")
+
+
+# ---------------------------------------------------------------------------
+# figures
+
+
+def _figure_fit(config, cfg_res, data, h, path):
+    import matplotlib.pyplot as plt
+    cfg, res = cfg_res
+    params = point(res.state.params, 0)
+    net = relu_net.make_relu_net(cfg)
+    lo, hi = config.data.lo, config.data.hi
+    xs = jnp.linspace(lo - 0.5, hi + 0.5, 2001)[:, None]
+    f = np.asarray(net.apply(params, nnx.State({}), xs)[0][:, 0])
+    pure = nnx.to_pure_dict(params)
+    e = np.asarray(relu_net.elbow_positions(pure))
+    dead = np.asarray(relu_net.dead_relus(pure, data["train"]["x"]).dead)
+    vis = (e > lo - 0.5) & (e < hi + 0.5)
+    fe = np.asarray(net.apply(params, nnx.State({}), jnp.asarray(e[vis])[:, None])[0][:, 0])
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.3))
+    a1.plot(np.asarray(xs[:, 0]), np.asarray(target(config, xs[:, 0])), color="0.6", lw=3, label="target sin(3x)")
+    a1.plot(np.asarray(xs[:, 0]), f, color="C0", lw=1.3, label=f"ReLU net, width {cfg.model.width}")
+    a1.plot(e[vis], fe, "o", color="C3", ms=5, label="elbows −b_i/w_i")
+    a1.axvspan(lo, hi, color="C2", alpha=0.06, label="data range")
+    a1.set(xlabel="x", ylabel="f(x)", title=f"Fitted function: piecewise linear, kinks at the elbows "
+                                            f"({int(dead.sum())} dead units)")
+    a1.legend(fontsize=7)
+    with jax.enable_x64(True):
+        p64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), pure)
+        grid = np.arange(-4000, 4001) * h
+        f64 = np.asarray(relu_net.elbow_formula(p64, grid)[:, 0])
+        d2 = np.abs(f64[2:] - 2 * f64[1:-1] + f64[:-2])
+        formula = np.abs(np.asarray(relu_net.elbow_second_differences(p64, grid[1:-1], h)[:, 0]))
+    a2.semilogy(grid[1:-1], np.maximum(d2, 1e-18), lw=0.7, label="|f(x+h) − 2f(x) + f(x−h)| (float64)")
+    a2.semilogy(grid[1:-1], np.maximum(formula, 1e-18), "--", lw=0.7, label="Σ a_i|w_i| max(0, h − |x − e_i|)")
+    for x0 in e[np.abs(e) < 4]:
+        a2.axvline(x0, color="C3", lw=0.5, alpha=0.5)
+    a2.axhline(1e-10, color="k", ls=":", lw=1, label="1e-10")
+    a2.set(xlabel="x", ylabel="|second difference|", ylim=(1e-18, None),
+           title=f"Second differences, h = {h} (red lines: elbows)")
+    a2.legend(fontsize=7, loc="lower right")
+    return plots.save(fig, path)
+
+
+def _figure_width(widths, err, path, config):
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6.5, 4.3))
+    for s in range(err.shape[0]):
+        ax.plot(widths, err[s], ".", color="0.6", label="seeds" if s == 0 else None)
+    ax.plot(widths, np.median(err, 0), "o-", color="C0", label="median over seeds")
+    ax.set(xscale="log", yscale="log", xlabel="width H", ylabel="validation MSE (½·mean sq.)",
+           title=f"Error vs width ({config.optimizer.name} η={config.optimizer.learning_rate}, "
+                 f"{config.num_steps} steps)")
+    ax.set_xticks(widths, [str(w) for w in widths])
+    ax.legend(fontsize=8)
+    return plots.save(fig, path)
+
+
+def _figure_cauchy(elbows, fractions, path, width):
+    import matplotlib.pyplot as plt
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.3), gridspec_kw={"width_ratios": [1.2, 1]})
+    e = elbows.ravel()
+    lim = 10.0
+    bins = np.linspace(-lim, lim, 81)
+    inside = e[np.abs(e) < lim]
+    # density of all elbows (those outside ±10 counted in the normalisation)
+    counts, edges = np.histogram(inside, bins)
+    a1.bar(edges[:-1], counts / (e.size * np.diff(edges)), width=np.diff(edges), align="edge", alpha=0.6,
+           label=f"elbows −b/w ({elbows.shape[0]} seeds × {width})")
+    xx = np.linspace(-lim, lim, 400)
+    a1.plot(xx, stats.cauchy.pdf(xx), "k", lw=1.5, label="standard Cauchy density")
+    a1.plot(xx, stats.norm.pdf(xx), "C1--", lw=1, label="N(0,1) density (for contrast)")
+    a1.set(xlabel="elbow position", ylabel="density", title="Elbows of N(0,1) w and b are Cauchy")
+    a1.legend(fontsize=7)
+    names = list(fractions)
+    a2.barh(range(len(names)), [fractions[n] for n in names], color="C3", alpha=0.7)
+    a2.set_yticks(range(len(names)), [n.replace("/", " / ") for n in names], fontsize=7)
+    for i, n in enumerate(names):
+        a2.text(fractions[n], i, f" {fractions[n]:.3f}", va="center", fontsize=7)
+    a2.set(xlabel="fraction of dead ReLUs at init", title="Dead ReLUs per init scheme (weight / bias)")
+    a2.set_xlim(0, max(0.05, 1.3 * max(fractions.values())))
+    return plots.save(fig, path)
