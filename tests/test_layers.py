@@ -130,6 +130,9 @@ def test_dropout_and_stochastic_depth_layers(x):
     np.testing.assert_array_equal(L.Dropout(0.3)(x), x)
     np.testing.assert_array_equal(L.StochasticDepth(0.3)(x, train=True, key=k), stochastic_depth(x, 0.3, k, True))
     np.testing.assert_array_equal(L.StochasticDepth(0.3)(x), x)
+    for bad in (lambda: L.Dropout(1.0), lambda: L.StochasticDepth(-0.2), lambda: L.BatchNorm(4, momentum=1.5)):
+        with pytest.raises(ConfigError):
+            bad()
     # a traced rate: the layer built inside jit from a hyperparameter
     f = jax.jit(lambda r: L.Dropout(r)(x, train=True, key=k))
     np.testing.assert_allclose(f(0.3), dropout(x, jnp.float32(0.3), k, True), rtol=1e-6)  # jit may use x·(1/q)
