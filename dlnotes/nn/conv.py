@@ -17,11 +17,14 @@ Two implementations give the same numbers:
 Measured on this 2-core CPU (``python -m dlnotes.nn.conv``, ``benchmark()``): a
 digits-like CNN (batch 32, 8×8×1 → 3×3×16 SAME, ReLU → 3×3×32 SAME, ReLU → mean →
 dense 10), 300 SGD steps (forward + backward) as one ``lax.scan`` in one jit, best
-of 3, two runs while other jobs shared the cores (load average 5–7):
+of 3; three runs while other jobs shared the cores (load average 4–7):
 
-    im2col  0.43–0.45 s   (1.4–1.5 ms/step)    compile 1.2–2.2 s
-    xla     6.6–23 s      (22–77 ms/step)      compile 1.1 s
-    → im2col 15–53× faster (DESIGN.md measured 17× on a similar CNN)
+    run        im2col                  xla                      ratio
+    1          0.45 s (1.50 ms/step)   6.6 s (22 ms/step)       15×
+    2          0.43 s (1.44 ms/step)   23.1 s (77 ms/step)      53×
+    3          0.22 s (0.73 ms/step)   8.6 s (29 ms/step)       39×
+    compile    0.6–2.2 s               0.3–1.1 s
+    (DESIGN.md measured 17× on a similar CNN)
 
 Absolute times are noisy under that load (XLA's CPU convolution suffers most);
 the ordering never changed. On a GPU cuDNN's convolution is the fast path.
