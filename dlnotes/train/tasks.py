@@ -5,6 +5,7 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from dlnotes.train import hparams as hpmod
 from dlnotes.train.loop import Task
@@ -36,3 +37,70 @@ def least_squares_task(config, data, *, optimizer: Callable, evaluate: Callable 
                 batch_size=batch_size if batch_size is not None else (config.get("batch_size", 0) or None),
                 sampling=sampling or config.get("sampling", "epoch"),
                 log_every=log_every or config.get("log_every", 1), evaluate=evaluate)
+
+
+def classification_task(config, model, data, *, augment=None, call_kwargs: Callable | None = None,
+                        eval_splits=("val", "test"), num_classes: int | None = None,
+                        eval_batch: int = 0) -> Task:
+    """Softmax classification of ``data[split] = {"x": (N, ...), "y": (N,) int}``.
+
+    ``model``: a :class:`dlnotes.models.base.Functional` (``init``/``apply``).
+    Loss: cross-entropy with label smoothing ε = ``train.label_smoothing`` (traced;
+    0 if the config has no such key). ``augment``: a
+    ``dlnotes.data.augment.Pipeline`` (or any ``(key, x, onehot) -> (x, soft labels)``)
+    applied on the fly to each training batch inside the compiled step.
+    ``call_kwargs(hp) -> dict``: extra traced arguments for the model's ``__call__``
+    (e.g. ``{"dropout": hparams.get(hp, config, "model.dropout")}``).
+    Evaluation (every ``log_every`` steps, eval mode): ``<split>_acc`` and
+    ``<split>_loss`` for each split in ``eval_splits`` present in ``data``, plus
+    ``train_acc`` on the training set; ``eval_batch`` > 0 evaluates in slices of
+    that size (``lax.map``) to bound memory.
+    """
+    from dlnotes.losses import cross_entropy
+
+    k = num_classes or int(np.max(np.asarray(data["train"]["y"]))) + 1
+    ls_path = "train.label_smoothing"
+    has_ls = "train" in config and "label_smoothing" in config.train
+    kw = call_kwargs or (lambda hp: {})
+
+    def smoothing(hp):
+        return hpmod.get(hp, config, ls_path) if has_ls else 0.0
+
+    def loss(params, ms, batch, key, hp):
+        k_aug, k_model = jax.random.split(key)
+        x, y = batch["x"], batch["y"]
+        if augment is not None:
+            x, q = augment(k_aug, x, jax.nn.one_hot(y, k))
+            eps = smoothing(hp)
+            q = q * (1.0 - eps) + eps / k
+        else:
+            q = None
+        logits, new_ms = model.apply(params, ms, x, train=True, key=k_model, **kw(hp))
+        ce = cross_entropy(logits, q) if q is not None else cross_entropy(logits, y, label_smoothing=smoothing(hp))
+        acc = jnp.mean(jnp.argmax(logits, -1) == y)
+        return ce, ({"batch_acc": acc}, new_ms)
+
+    def predict(params, ms, x, hp):
+        if eval_batch and x.shape[0] > eval_batch and x.shape[0] % eval_batch == 0:
+            xs = x.reshape((-1, eval_batch) + x.shape[1:])
+            out = jax.lax.map(lambda xb: model.apply(params, ms, xb, train=False, **kw(hp))[0], xs)
+            return out.reshape((x.shape[0],) + out.shape[2:])
+        return model.apply(params, ms, x, train=False, **kw(hp))[0]
+
+    def evaluate(params, ms, d, hp):
+        out = {}
+        for split in ("train",) + tuple(s for s in eval_splits if s in d):
+            logits = predict(params, ms, d[split]["x"], hp)
+            out[f"{split}_acc"] = jnp.mean(jnp.argmax(logits, -1) == d[split]["y"])
+            out[f"{split}_loss"] = cross_entropy(logits, d[split]["y"])
+        return out
+
+    bs = config.get("batch_size", 0) or None
+    return Task(init=model.init, loss=loss, optimizer=lambda hp: _make_optimizer(config, hp), data=data,
+                num_steps=config.num_steps, batch_size=bs, sampling=config.get("sampling", "epoch"),
+                log_every=config.get("log_every", 1), evaluate=evaluate)
+
+
+def _make_optimizer(config, hp):
+    from dlnotes.optim.factory import make_optimizer
+    return make_optimizer(config, hp)
