@@ -254,7 +254,7 @@ def _run(config, workdir):
     return [c16, c17]
 
 
-def side_by_side_task(configs, data, *, num_steps, x0=None, kernel=False) -> Task:
+def side_by_side_task(configs, data, *, num_steps, x0=None, kernel=False, init="normal") -> Task:
     """One engine run of several optimizers at once: params ``{label: x}`` (same x0), loss the sum of
     the copies' f − f* (so each copy gets its own gradient), optimizer ``optax.multi_transform`` of
     ``make_optimizer(configs[label])`` (the configs' numbers, not traced). One compile for all.
@@ -262,7 +262,7 @@ def side_by_side_task(configs, data, *, num_steps, x0=None, kernel=False) -> Tas
     import optax
 
     base = next(iter(configs.values()))
-    one = quadratic_task(base, data, num_steps=num_steps, log_every=1, x0=x0, kernel=kernel)
+    one = quadratic_task(base, data, num_steps=num_steps, log_every=1, x0=x0, kernel=kernel, init=init)
 
     def init_fn(key, hp):
         x, ms = one.init(key, hp)
