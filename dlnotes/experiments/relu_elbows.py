@@ -28,6 +28,7 @@ from dlnotes.errors import check
 from dlnotes.experiments.base import claim
 from dlnotes.losses import mse
 from dlnotes.models import relu_net
+from dlnotes.nn import init as nn_init
 from dlnotes.optim.factory import make_optimizer, validate_optimizer_config
 from dlnotes.train import plots
 from dlnotes.train.loop import Task
@@ -174,11 +175,18 @@ def second_difference_check(config, params, h, half_width):
 # C8: Cauchy elbows and dead ReLUs
 
 
-def init_params(config, seeds, width):
-    """Initial parameters (plain dicts) of ``width``-unit nets for each seed, vmapped: leading axis = seeds."""
-    net = relu_net.make_relu_net(with_changes(config, **{"model.width": width}))
-    keys = jnp.stack([jax.random.key(int(s)) for s in seeds])
-    return jax.jit(jax.vmap(lambda k: nnx.to_pure_dict(net.init(k)[0])))(keys)
+def hidden_init(weight_init, bias_init, seeds, width):
+    """Initial hidden-layer params (plain dicts, leading axis = seeds) of ``width``-unit 1-input nets, drawn with
+    the same ``dlnotes.nn.init`` initializers ReLUNet's hidden layer uses (fan_in 1, fan_out width). Only
+    the hidden layer sets elbows and dead units; no compile per scheme."""
+    w_fn = nn_init.weight_init(weight_init)
+    b_fn = nn_init.bias_init(bias_init, fan_in=1, fan_out=width)
+
+    def one(key):
+        kw, kb = jax.random.split(key)
+        return {"hidden": {"kernel": w_fn(kw, (1, width)), "bias": b_fn(kb, (width,))}}
+
+    return jax.vmap(one)(jnp.stack([jax.random.key(int(s)) for s in seeds]))
 
 
 def cauchy_ks(elbows_per_seed):
@@ -261,8 +269,7 @@ def _c7(config, results, widths, workdir):
 def _c8(config, results, data, workdir):
     c = config.c8
     # Cauchy elbows at init (N(0,1) w and b), fixed seeds
-    base = with_changes(config, **{"model.weight_init": "normal", "model.bias_init": "normal"})
-    p0 = init_params(base, c.ks_seeds, c.ks_width)
+    p0 = hidden_init("normal", "normal", c.ks_seeds, c.ks_width)
     elbows = np.asarray(jax.vmap(relu_net.elbow_positions)(p0))
     ps, p_fisher = cauchy_ks(elbows)
 
@@ -292,8 +299,7 @@ def _c8(config, results, data, workdir):
     fractions = {}
     for scheme in c.schemes:
         wi, bi = scheme.split("/")
-        cfg = with_changes(config, **{"model.weight_init": wi, "model.bias_init": bi})
-        pp = init_params(cfg, range(c.scheme_seeds), c.scheme_width)
+        pp = hidden_init(wi, bi, range(c.scheme_seeds), c.scheme_width)
         fractions[scheme] = float(np.mean(np.asarray(jax.vmap(lambda p: relu_net.dead_relus(p, x).fraction)(pp))))
     trained = {w: float(np.asarray(res.metrics["evals"]["dead"][:, -1]).mean()) for w, (_, res) in results.items()}
 
@@ -322,38 +328,37 @@ def _c8(config, results, data, workdir):
 def _figure_fit(config, cfg_res, data, h, path):
     import matplotlib.pyplot as plt
     cfg, res = cfg_res
-    params = point(res.state.params, 0)
-    net = relu_net.make_relu_net(cfg)
+    pure = jax.tree.map(lambda v: np.asarray(v, np.float64), nnx.to_pure_dict(point(res.state.params, 0)))
+    w, b = pure["hidden"]["kernel"][0], pure["hidden"]["bias"]
+    a, c = pure["out"]["kernel"][:, 0], pure["out"]["bias"][0]
+    net = lambda x: np.maximum(np.outer(x, w) + b, 0.0) @ a + c  # noqa: E731  (float64; = the net, C6)
     lo, hi = config.data.lo, config.data.hi
-    xs = jnp.linspace(lo - 0.5, hi + 0.5, 2001)[:, None]
-    f = np.asarray(net.apply(params, nnx.State({}), xs)[0][:, 0])
-    pure = nnx.to_pure_dict(params)
-    e = np.asarray(relu_net.elbow_positions(pure))
+    xs = np.linspace(lo - 0.5, hi + 0.5, 2001)
+    e = -b / w
     dead = np.asarray(relu_net.dead_relus(pure, data["train"]["x"]).dead)
     vis = (e > lo - 0.5) & (e < hi + 0.5)
-    fe = np.asarray(net.apply(params, nnx.State({}), jnp.asarray(e[vis])[:, None])[0][:, 0])
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.3))
-    a1.plot(np.asarray(xs[:, 0]), np.asarray(target(config, xs[:, 0])), color="0.6", lw=3, label="target sin(3x)")
-    a1.plot(np.asarray(xs[:, 0]), f, color="C0", lw=1.3, label=f"ReLU net, width {cfg.model.width}")
-    a1.plot(e[vis], fe, "o", color="C3", ms=5, label="elbows −b_i/w_i")
+    a1.plot(xs, np.sin(config.data.freq * xs), color="0.6", lw=3, label=f"target sin({config.data.freq:g}x)")
+    a1.plot(xs, net(xs), color="C0", lw=1.3, label=f"ReLU net, width {cfg.model.width}")
+    a1.plot(e[vis & ~dead], net(e[vis & ~dead]), "o", color="C3", ms=5, label="elbows −b_i/w_i")
+    if (vis & dead).any():
+        a1.plot(e[vis & dead], net(e[vis & dead]), "x", color="k", ms=6, label="elbows of dead units")
     a1.axvspan(lo, hi, color="C2", alpha=0.06, label="data range")
-    a1.set(xlabel="x", ylabel="f(x)", title=f"Fitted function: piecewise linear, kinks at the elbows "
-                                            f"({int(dead.sum())} dead units)")
+    a1.set(xlabel="x", ylabel="f(x)", title=f"Fitted function, kinks at the elbows ({int(dead.sum())} of "
+                                            f"{w.size} units dead)")
     a1.legend(fontsize=7)
-    with jax.enable_x64(True):
-        p64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), pure)
-        grid = np.arange(-4000, 4001) * h
-        f64 = np.asarray(relu_net.elbow_formula(p64, grid)[:, 0])
-        d2 = np.abs(f64[2:] - 2 * f64[1:-1] + f64[:-2])
-        formula = np.abs(np.asarray(relu_net.elbow_second_differences(p64, grid[1:-1], h)[:, 0]))
-    a2.semilogy(grid[1:-1], np.maximum(d2, 1e-18), lw=0.7, label="|f(x+h) − 2f(x) + f(x−h)| (float64)")
-    a2.semilogy(grid[1:-1], np.maximum(formula, 1e-18), "--", lw=0.7, label="Σ a_i|w_i| max(0, h − |x − e_i|)")
+    grid = np.arange(-4000, 4001) * h
+    f = net(grid)
+    d2 = np.abs(f[2:] - 2 * f[1:-1] + f[:-2])
+    formula = np.abs(np.maximum(h - np.abs(grid[1:-1, None] - e), 0.0) @ (a * np.abs(w)))
+    a2.semilogy(grid[1:-1], np.maximum(d2, 1e-18), lw=0.8, label="|f(x+h) − 2f(x) + f(x−h)| (float64)")
+    a2.semilogy(grid[1:-1], np.maximum(formula, 1e-18), "--", lw=0.8, label="|Σ a_i|w_i| max(0, h − |x − e_i|)|")
     for x0 in e[np.abs(e) < 4]:
-        a2.axvline(x0, color="C3", lw=0.5, alpha=0.5)
+        a2.axvline(x0, color="C3", lw=0.5, alpha=0.4)
     a2.axhline(1e-10, color="k", ls=":", lw=1, label="1e-10")
-    a2.set(xlabel="x", ylabel="|second difference|", ylim=(1e-18, None),
-           title=f"Second differences, h = {h} (red lines: elbows)")
-    a2.legend(fontsize=7, loc="lower right")
+    a2.set(xlabel="x", ylabel="|second difference| (floored at 1e-18)", ylim=(1e-19, None),
+           title=f"Second differences (h = {h}): zero away from the elbows (red)")
+    a2.legend(fontsize=7, loc="center right")
     return plots.save(fig, path)
 
 
