@@ -71,6 +71,10 @@ def _parse_flags(argv):
 def run(main: Callable[[list[str]], None]) -> None:
     """``app.run`` with bad input reported as one line and exit status 2."""
 
+    from dlnotes.train.parallel import pin_from_env
+
+    pin_from_env()
+
     def wrapped(argv):
         logging.set_verbosity(logging.WARNING)  # hide backend-probing INFO lines
         try:

@@ -73,6 +73,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+PIN_ENV = "DLNOTES_CPU_CORE"
+
+
+def pin_from_env() -> None:
+    """Pin this process to the core named by ``$DLNOTES_CPU_CORE`` (set by :func:`launch_local`)."""
+    core = os.environ.get(PIN_ENV)
+    if core is not None and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {int(core)})
+
+
 def launch_local(argv: list[str], n: int, *, pin: bool = True) -> int:
     """Run ``argv`` (a script and its flags) as ``n`` local jax.distributed processes,
     process i pinned to core i mod #cores. Returns the first non-zero exit status."""
@@ -83,9 +93,8 @@ def launch_local(argv: list[str], n: int, *, pin: bool = True) -> int:
         args = [sys.executable, *argv, f"--coordinator=127.0.0.1:{port}", f"--num_processes={n}",
                 f"--process_id={i}", "--processes=0"]
         env = dict(os.environ)
-        core = cores[i % len(cores)] if cores else None
-        pre = (lambda c=core: os.sched_setaffinity(0, {c})) if (pin and core is not None) else None
-        procs.append(subprocess.Popen(args, env=env, preexec_fn=pre,
-                                      stdout=None if i == 0 else subprocess.DEVNULL))
+        if pin and cores:  # applied by the child itself (pin_from_env), before JAX starts
+            env[PIN_ENV] = str(cores[i % len(cores)])
+        procs.append(subprocess.Popen(args, env=env, stdout=None if i == 0 else subprocess.DEVNULL))
     codes = [p.wait() for p in procs]
     return next((c for c in codes if c), 0)
