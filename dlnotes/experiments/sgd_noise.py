@@ -12,7 +12,6 @@ C4  On a large noisy dataset (L* > 0), epochs with reshuffling and sampling with
 """
 from __future__ import annotations
 
-import copy
 import os
 
 import jax
@@ -26,6 +25,7 @@ from dlnotes.errors import check
 from dlnotes.experiments.base import claim
 from dlnotes.optim.factory import make_optimizer, validate_optimizer_config
 from dlnotes.train import plots
+from dlnotes.train.hparams import with_changes
 from dlnotes.train.sweep import run_points
 from dlnotes.train.tasks import least_squares_task
 
@@ -62,18 +62,6 @@ def build_task(config, data=None, **overrides):
                               evaluate=_evaluate, **overrides)
 
 
-def _with(config, **changes):
-    c = copy.deepcopy(config)
-    with c.unlocked():
-        for path, v in changes.items():
-            node = c
-            parts = path.split(".")
-            for p in parts[:-1]:
-                node = node[p]
-            node[parts[-1]] = v
-    return c
-
-
 def run(config, workdir):
     os.makedirs(workdir, exist_ok=True)
     return [_c3(config, workdir), _c4(config, workdir)]
@@ -81,7 +69,7 @@ def run(config, workdir):
 
 def _c3(config, workdir):
     c = config.c3
-    cfg = _with(config, num_steps=c.num_steps, batch_size=1, sampling="replacement", log_every=c.log_every,
+    cfg = with_changes(config, num_steps=c.num_steps, batch_size=1, sampling="replacement", log_every=c.log_every,
                 **{"data.npz": ""})
     data = make_data(cfg)
     eta_max = 2.0 / cfg.data.d  # 2/E‖x‖²
@@ -95,7 +83,7 @@ def _c3(config, workdir):
     slopes = [np.polyfit(np.log(etas), np.log(stationary[g]), 1)[0] for g in range(len(seeds))]
     slope = float(np.mean(slopes))
 
-    dcfg = _with(cfg, **{"optimizer.schedule.name": "inverse_time", "optimizer.schedule.decay_rate": 1.0,
+    dcfg = with_changes(cfg, **{"optimizer.schedule.name": "inverse_time", "optimizer.schedule.decay_rate": 1.0,
                          "optimizer.schedule.step_size": c.decay_steps})
     _, dres = run_points(build_task(dcfg, data), dcfg, points, progress="C3 1/t schedule")
     dd2 = np.asarray(dres.metrics["evals"]["dist2"]).reshape(len(seeds), len(etas), -1)
@@ -115,7 +103,7 @@ def _c3(config, workdir):
 
 def _c4(config, workdir):
     c = config.c4
-    base = _with(config, batch_size=c.batch_size, log_every=c.log_every,
+    base = with_changes(config, batch_size=c.batch_size, log_every=c.log_every,
                  num_steps=c.epochs * (c.n // c.batch_size),
                  **{"optimizer.learning_rate": c.learning_rate, "data.npz": ""})
     data = make_data(base, n=c.n)
@@ -124,7 +112,7 @@ def _c4(config, workdir):
     finals, curves = {}, {}
     for sched in ("cosine", "constant"):
         for sampling in ("epoch", "replacement"):
-            cfg = _with(base, sampling=sampling, **{"optimizer.schedule.name": sched})
+            cfg = with_changes(base, sampling=sampling, **{"optimizer.schedule.name": sched})
             _, res = run_points(build_task(cfg, data), cfg, points, progress=f"C4 {sampling} {sched}")
             full = np.asarray(res.metrics["evals"]["full_loss"])
             finals[sched, sampling] = full[:, -1]

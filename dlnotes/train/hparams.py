@@ -59,3 +59,18 @@ def get(hp: Mapping[str, Any] | None, config, path: str):
     if hp is not None and path in hp:
         return hp[path]
     return lookup(config, path)
+
+
+def with_changes(config, **changes):
+    """A copy of ``config`` with dotted paths set: ``with_changes(c, **{"model.width": 8})``."""
+    import copy
+
+    c = copy.deepcopy(config)
+    with c.unlocked():
+        for path, v in changes.items():
+            node = c
+            parts = path.split(".")
+            for p in parts[:-1]:
+                node = node[p]
+            node[parts[-1]] = v
+    return c

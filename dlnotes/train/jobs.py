@@ -87,11 +87,7 @@ def check_sweep(config, spec):
     if hasattr(mod, "validate"):
         mod.validate(config)
         for p in points:  # every point must be a valid config
-            c = config.copy_and_resolve_references()
-            with c.unlocked():
-                for k, v in p.items():
-                    _set(c, k, v)
-            mod.validate(c)
+            mod.validate(hpmod.with_changes(config, **{k: v for k, v in p.items() if k != "seed"}))
     return sweep, points
 
 
@@ -151,11 +147,3 @@ class _State(NamedTuple):
 class _Result(NamedTuple):
     state: _State
     metrics: dict
-
-
-def _set(config, path: str, value):
-    node = config
-    parts = path.split(".")
-    for p in parts[:-1]:
-        node = node[p]
-    node[parts[-1]] = value
