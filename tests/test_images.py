@@ -82,7 +82,7 @@ def test_load_npz_nhw_uint8_and_nhwc(tmp_path):
     ({"x": np.zeros((3, 4, 4))}, "'y'"),
     ({"x": np.full((2, 4, 4), np.nan), "y": np.arange(2)}, "NaN"),
     ({"x": np.zeros((0, 4, 4)), "y": np.zeros(0, int)}, "empty"),
-    ({"x": np.zeros((3, 4, 4)), "y": np.arange(4)}, "3 images but"),
+    ({"x": np.zeros((3, 4, 4)), "y": np.arange(4)}, "3 rows but"),
     ({"x": np.zeros((3, 4)), "y": np.arange(3)}, "NHWC or NHW"),
     ({"x": np.zeros((3, 4, 4)), "y": np.array([0.5, 1, 2])}, "integer class labels"),
 ])

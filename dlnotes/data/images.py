@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dlnotes.data.io import read_npz
 from dlnotes.errors import ConfigError
 
 DIGITS_SIZE = 1797  # images in scikit-learn's 8x8 digits set
@@ -92,38 +93,20 @@ def load_npz(path, x_key: str = "x", y_key: str = "y", dtype=np.float32) -> dict
     Returns ``{"x": (N, H, W, C) dtype, "y": (N,) int32}``. Bad files raise ``ConfigError(path, ...)``.
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise ConfigError(path, "no such file")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            keys = list(f.keys())
-            missing = [k for k in (x_key, y_key) if k not in keys]
-            if missing:
-                raise ConfigError(path, f"no array {missing[0]!r} (has: {', '.join(keys) or 'nothing'})")
-            x, y = f[x_key], f[y_key]
-    except ConfigError:
-        raise
-    except Exception as e:  # not a zip/npz, truncated, pickled objects, ...
-        raise ConfigError(path, f"cannot read as .npz ({type(e).__name__}: {e})") from None
+    arr = read_npz(path, (x_key, y_key))  # exists, readable, keys, numeric, non-empty, finite, same length
+    x, y = arr[x_key], arr[y_key]
     if x.ndim == 3:
         x = x[..., None]
     if x.ndim != 4:
         raise ConfigError(path, f"{x_key!r} must be NHWC or NHW, got shape {x.shape}")
     if y.ndim != 1:
         raise ConfigError(path, f"{y_key!r} must be 1-D labels, got shape {y.shape}")
-    if len(x) == 0 or x.size == 0:
-        raise ConfigError(path, f"{x_key!r} is empty (shape {x.shape})")
-    if len(x) != len(y):
-        raise ConfigError(path, f"{x_key!r} has {len(x)} images but {y_key!r} has {len(y)} labels")
     if np.issubdtype(x.dtype, np.integer):
         x = x.astype(np.float64) / np.iinfo(x.dtype).max
-    elif np.issubdtype(x.dtype, np.floating):
-        if not np.all(np.isfinite(x)):
-            raise ConfigError(path, f"{x_key!r} contains NaN or inf")
-    else:
+    elif not np.issubdtype(x.dtype, np.floating):
         raise ConfigError(path, f"{x_key!r} has non-numeric dtype {x.dtype}")
     if np.issubdtype(y.dtype, np.floating):
-        if not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
+        if np.any(y != np.round(y)):
             raise ConfigError(path, f"{y_key!r} must hold integer class labels")
     elif not np.issubdtype(y.dtype, np.integer):
         raise ConfigError(path, f"{y_key!r} has non-integer dtype {y.dtype}")
