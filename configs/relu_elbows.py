@@ -15,7 +15,7 @@ def get_config(arg: str = "full"):
     c = ml_collections.ConfigDict()
     c.experiment = "relu_elbows"
     c.seed = 0
-    X
+    c.num_steps = 2000 if fast else 10000   # C7: 10k full-batch Adam steps (fast: 2k, ρ = −1 measured)
     c.log_every = 100
     c.batch_size = 0
     # target y = sin(freq·x) on an even grid of [lo, hi]; validation on a finer grid of the same interval
