@@ -2,7 +2,6 @@
 
 (The fast profiles and their claims run in tests/test_claims.py.)
 """
-import os
 
 import jax
 import numpy as np
