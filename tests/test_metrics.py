@@ -1,6 +1,5 @@
 """Metrics against direct NumPy computations."""
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 

@@ -23,7 +23,6 @@ from dlnotes import linear
 from dlnotes.experiments.base import claim
 from dlnotes.optim.factory import make_optimizer, validate_optimizer_config
 from dlnotes.train import plots
-from dlnotes.train.runner import Runner
 from dlnotes.train.sweep import run_points
 from dlnotes.train.tasks import least_squares_task
 
