@@ -138,7 +138,9 @@ def _figure_c3(etas, stationary, d2, dd2, log_every, path):
         a1.loglog(etas, stationary[g], ".", color="0.6")
     a1.loglog(etas, m[0] * np.asarray(etas) / etas[0], "k--", lw=1, label="∝ η")
     a1.loglog(etas, dd2[..., -1].mean(0), "s-", label="1/t schedule: final")
-    a1.set(xlabel="η", ylabel="‖w − ŵ‖²", title="SGD's noise ball grows with η")
+    from matplotlib.ticker import NullFormatter
+    a1.xaxis.set_minor_formatter(NullFormatter())
+    a1.set(xlabel="η", ylabel="‖w − ŵ‖²", title="SGD's noise ball grows with η (1/t decay: bias left at small η)")
     a1.legend(fontsize=7)
     t = np.arange(d2.shape[-1]) * log_every
     a2.semilogy(t, d2[:, -1].mean(0), lw=0.8, label=f"constant η={etas[-1]:.3g}")
