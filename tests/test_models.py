@@ -34,16 +34,20 @@ def _ln(h, scale, bias, eps=1e-5):
     dict(channels=[16, 32], dense=32, dense_norm="layer"),
     dict(channels=[8, 16], norm="group", groups=4, pool="subsample"),
     dict(channels=[8], norm="batch", pool="none", kernel_size=5, dense=16, dense_norm="batch"),
+    dict(channels=[16, 32], pool_layers=[1]),
 ])
 def test_cnn_param_count_matches_formula(kw):
     f = cnn.make_cnn(_cfg(**kw))
     params, _ = f.init(jax.random.key(0))
     expected = cnn.cnn_num_params(1, kw["channels"], 10, kernel_size=kw.get("kernel_size", 3),
                                   pool=kw.get("pool", "max"), norm=kw.get("norm", "none"),
-                                  dense=kw.get("dense", 0), dense_norm=kw.get("dense_norm", "none"))
+                                  dense=kw.get("dense", 0), dense_norm=kw.get("dense_norm", "none"),
+                                  pool_layers=kw.get("pool_layers"))
     # by hand for the first: (9·1+1)·16 + (9·16+1)·32 + (2·2·32+1)·10
     if kw == dict(channels=[16, 32]):
         assert expected == 160 + 4640 + 1290
+    if kw.get("pool_layers") == [1]:          # C23's CNN: one pool after the 2nd conv, 4·4·32 → 10
+        assert expected == 160 + 4640 + (4 * 4 * 32 + 1) * 10 == 9930
     assert count_params(params) == expected
 
 
@@ -222,6 +226,7 @@ def test_group_and_layer_norm_cnn_run():
     (dict(channels=[6], norm="group", groups=4), "model.groups"),
     (dict(channels=[4], dense_norm="batch"), "model.dense_norm"),
     (dict(channels=[4, 4, 4, 4], pool="max"), "model.channels"),
+    (dict(channels=[4, 4], pool_layers=[2]), "model.pool_layers"),
 ])
 def test_cnn_config_errors_name_the_key(kw, key):
     with pytest.raises(ConfigError) as e:

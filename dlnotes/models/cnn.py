@@ -4,6 +4,7 @@
 
     h ← pool(act(norm(conv_K(h))))        conv: K×K, SAME padding, c filters
 
+(``pool_layers``: only after the convs with these indices; default every conv),
 then flatten, an optional hidden dense layer ``h ← act(dense_norm(W h + b))`` of width
 ``dense``, inverted dropout (rate given at call time) and the output layer
 ``logits = W_out h + b_out``. ``pool`` (2×2, stride 2, after every conv):
@@ -18,7 +19,7 @@ whose parameter count is closest to a target (a CNN's), for C23's matched compar
 
 Config (``config.model``) read by ``make_cnn``:
   ``image_size`` [H, W] (default [8, 8]), ``in_channels`` (1), ``channels`` (list of ints),
-  ``kernel_size`` (3), ``pool`` ("max"), ``norm`` ("none"), ``groups`` (4; group norm),
+  ``kernel_size`` (3), ``pool`` ("max"), ``pool_layers`` (None = after every conv), ``norm`` ("none"), ``groups`` (4; group norm),
   ``dense`` (0 = no hidden dense layer), ``dense_norm`` ("none"), ``activation`` ("relu"),
   ``num_classes`` (10), ``dropout`` (float, traced; pass it at call time with
   ``call_kwargs=lambda hp: {"dropout": hparams.get(hp, config, "model.dropout")}``),
@@ -57,6 +58,16 @@ def pool2x2(x: jax.Array, kind: str) -> jax.Array:
     if kind == "none":
         return x
     raise ConfigError("model.pool", f"unknown pool {kind!r}; choose from {POOLS}")
+
+
+def _pool_layers(pool_layers, n: int) -> tuple[int, ...]:
+    """Indices of the conv layers followed by a pool (None: every layer)."""
+    if pool_layers is None:
+        return tuple(range(n))
+    out = tuple(int(i) for i in pool_layers)
+    if any(not 0 <= i < n for i in out):
+        raise ConfigError("model.pool_layers", f"indices must lie in [0, {n}), got {list(out)}")
+    return out
 
 
 def _pooled(size: int, kind: str) -> int:
@@ -104,7 +115,7 @@ class CNN(nnx.Module):
     def __init__(self, in_channels: int, channels: Sequence[int], num_classes: int = 10, *, rngs: nnx.Rngs,
                  image_size=(8, 8), kernel_size: int = 3, pool: str = "max", norm: str = "none",
                  groups: int = 4, dense: int = 0, dense_norm: str = "none", activation: str = "relu",
-                 bn_momentum=0.9, impl: str = "auto"):
+                 bn_momentum=0.9, impl: str = "auto", pool_layers: Sequence[int] | None = None):
         if pool not in POOLS:
             raise ConfigError("model.pool", f"unknown pool {pool!r}; choose from {POOLS}")
         for k, v in (("model.norm", norm), ("model.dense_norm", dense_norm)):
@@ -116,14 +127,16 @@ class CNN(nnx.Module):
         if not channels or min(channels) < 1:
             raise ConfigError("model.channels", f"must be a non-empty list of positive ints, got {channels}")
         self.pool, self.activation = pool, activation
+        self.pool_layers = _pool_layers(pool_layers, len(channels))
         convs, norms = [], []
         c_in = in_channels
         h, w = int(image_size[0]), int(image_size[1])
-        for c in channels:
+        for i, c in enumerate(channels):
             convs.append(L.Conv(c_in, c, kernel_size, padding="SAME", impl=impl, rngs=rngs))
             norms.append(make_norm(norm, c, groups=groups, momentum=bn_momentum))
             c_in = c
-            h, w = _pooled(h, pool), _pooled(w, pool)
+            if i in self.pool_layers:
+                h, w = _pooled(h, pool), _pooled(w, pool)
         if h < 1 or w < 1:
             raise ConfigError("model.channels", f"{len(channels)} pooled layers shrink {tuple(image_size)} to nothing")
         self.convs = nnx.List(convs)
@@ -143,8 +156,10 @@ class CNN(nnx.Module):
         """The flattened conv features (N, flat_features)."""
         act = ACTIVATIONS[self.activation]
         h = x
-        for conv, norm in zip(self.convs, self.norms):
-            h = pool2x2(act(_apply(norm, conv(h), train)), self.pool)
+        for i, (conv, norm) in enumerate(zip(self.convs, self.norms)):
+            h = act(_apply(norm, conv(h), train))
+            if i in self.pool_layers:
+                h = pool2x2(h, self.pool)
         return h.reshape(h.shape[0], -1)
 
     def __call__(self, x, *, train: bool = False, key=None, dropout=0.0):
@@ -190,13 +205,15 @@ def mlp_width_for(n_params: int, in_features: int, num_classes: int, depth: int 
 
 def cnn_num_params(in_channels: int, channels: Sequence[int], num_classes: int, *, image_size=(8, 8),
                    kernel_size: int = 3, pool: str = "max", norm: str = "none", dense: int = 0,
-                   dense_norm: str = "none") -> int:
+                   dense_norm: str = "none", pool_layers: Sequence[int] | None = None) -> int:
     """Closed-form parameter count: Σ (K²·C_in + 1)·C_out [+ 2·C_out per norm] + dense + output."""
     n, c_in, h, w = 0, in_channels, int(image_size[0]), int(image_size[1])
-    for c in channels:
+    pl = _pool_layers(pool_layers, len(channels))
+    for i, c in enumerate(channels):
         n += (kernel_size * kernel_size * c_in + 1) * c + (2 * c if norm != "none" else 0)
         c_in = c
-        h, w = _pooled(h, pool), _pooled(w, pool)
+        if i in pl:
+            h, w = _pooled(h, pool), _pooled(w, pool)
     flat = h * w * c_in
     if dense:
         n += (flat + 1) * dense + (2 * dense if dense_norm != "none" else 0)
@@ -253,6 +270,11 @@ def cnn_kwargs(config) -> dict:
         activation=_choice(config, "activation", "relu", tuple(ACTIVATIONS)),
         impl=_choice(config, "impl", "auto", ("auto", "im2col", "xla")),
     )
+    pl = _get(config, "pool_layers", None)
+    if pl is not None:
+        if isinstance(pl, (str, bool)) or not all(isinstance(i, int) and not isinstance(i, bool) for i in pl):
+            raise ConfigError("model.pool_layers", f"must be a list of conv-layer indices, got {pl!r}")
+        kw["pool_layers"] = _pool_layers(pl, len(channels))
     mom = _get(config, "bn_momentum", 0.9)
     if not isinstance(mom, (int, float)) or isinstance(mom, bool) or not 0 <= mom < 1:
         raise ConfigError("model.bn_momentum", f"must be in [0, 1), got {mom!r}")
