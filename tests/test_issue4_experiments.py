@@ -10,13 +10,14 @@ from scipy import stats
 from dlnotes import linear
 from dlnotes.experiments import base, init_variance, relu_elbows, ridge, standardization
 from dlnotes.models import relu_net
+from dlnotes.train.hparams import with_changes
 
 
 def _elbow_config(width=8, **model):
     m = dict(width=width, weight_init="normal", bias_init="normal", init_scale=1.0)
     m.update(model)
     c = base.load_config("relu_elbows", "fast")
-    return relu_elbows.with_changes(c, **{f"model.{k}": v for k, v in m.items()})
+    return with_changes(c, **{f"model.{k}": v for k, v in m.items()})
 
 
 def _stacked_params(config, seeds):
@@ -27,7 +28,7 @@ def _stacked_params(config, seeds):
 
 def test_with_changes_copies():
     c = base.load_config("relu_elbows", "fast")
-    c2 = relu_elbows.with_changes(c, **{"model.width": 3, "num_steps": 7})
+    c2 = with_changes(c, **{"model.width": 3, "num_steps": 7})
     assert (c2.model.width, c2.num_steps) == (3, 7) and c.model.width != 3
 
 

@@ -7,7 +7,9 @@ C14  q_l = mean(z_l²), the second moment of layer l's pre-activations z_l = h_{
      line in log l of slope ≈ −1, not a line in l. He (var 2/fan_in) keeps a ReLU net's q: q_50/q_1
      within ×2 at width 2048 (fixed seeds).
 C15  relu_elbows' elbow task trained from the four bias policies (fan-in d+1 Xavier, 0, 0.01, N(0, 0.01²)):
-     the band max/min of the seed-median final losses, compared with the seeds' own spread.
+     the band max/min of the seed-median final losses must be ≤ 2× ("a small band"); the seeds' own
+     spread is reported beside it. Measured here: the band is wide (zero/small biases stack every elbow
+     at x = 0 and Adam often stalls on a plateau), so this check fails and says so.
 """
 from __future__ import annotations
 
@@ -19,13 +21,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from dlnotes.experiments.base import claim
-from dlnotes.experiments.relu_elbows import elbow_task, make_data, validate as validate_elbows, with_changes
+from dlnotes.experiments.relu_elbows import elbow_task, make_data, validate as validate_elbows
 from dlnotes.models.relu_net import ACTIVATIONS
 from dlnotes.nn import init as nn_init
 from dlnotes.train import plots
+from dlnotes.train.hparams import with_changes
 from dlnotes.train.sweep import run_points
 
 CLAIMS = ("C14", "C15")
+
+PLATEAU = 4.69e-2  # the train loss many runs from elbows clustered at 0 stall at (measured, sin(3x) on [-2, 2])
 
 
 def validate(config):
@@ -146,19 +151,24 @@ def _c15(config, workdir):
     med = {k: float(np.median(v)) for k, v in finals.items()}
     band = max(med.values()) / min(med.values())
     seed_spread = float(np.median([v.max() / v.min() for v in finals.values()]))
-    ok = band <= seed_spread
+    ok = band <= 2.0   # "a small band": the policy moves the typical final loss by at most a factor of two
     steps = np.arange(len(next(iter(curves.values())))) * config.log_every
     fig = plots.learning_curves(curves, os.path.join(workdir, "bias_inits.png"), steps=steps, ylabel="train ½·MSE",
-                                title=f"Elbow task, width {config.model.width}, {config.model.weight_init} weights: "
-                                      f"median over {len(seeds)} seeds per bias init")
+                                title=f"Elbow task (width {config.model.width}, {config.model.weight_init}): "
+                                      f"median of {len(seeds)} seeds per bias init")
     return claim("C15", "the four bias initializations reach final losses within a small band on the elbow task",
                  f"band max/min of seed-median final losses {band:.2f}× (seed-to-seed max/min within an init, "
                  f"median over inits: {seed_spread:.2f}×)",
-                 "band ≤ the seeds' own spread (bias policy matters less than the seed)", ok, fig,
+                 "band ≤ 2× (a factor-of-two band)", ok, fig,
                  details=f"{config.optimizer.name} η={config.optimizer.learning_rate}, {config.num_steps} full-batch "
                          f"steps, width {config.model.width}, {config.model.weight_init} weights; final train loss "
                          f"median [min–max] per init: " + "; ".join(
-                             f"{k} {med[k]:.2e} [{v.min():.2e}–{v.max():.2e}]" for k, v in finals.items()))
+                             f"{k} {med[k]:.2e} [{v.min():.2e}–{v.max():.2e}]" for k, v in finals.items())
+                         + f"; runs stalled on the {PLATEAU:.3g} plateau: " + ", ".join(
+                             f"{k} {int(np.sum(np.isclose(v, PLATEAU, rtol=0.02)))}/{v.size}" for k, v in finals.items())
+                         + ". Measured, not hidden: the band comes from seeds stalled on a plateau of the loss; "
+                           "zero and N(0, 0.01²) biases stack every elbow at x ≈ 0, the fan-in d+1 Xavier bias "
+                           "spreads them (Cauchy-like)")
 
 
 # ---------------------------------------------------------------------------

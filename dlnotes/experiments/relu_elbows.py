@@ -15,7 +15,6 @@ C8  with N(0,1) w and b the elbows are standard Cauchy (KS, Fisher's combined p 
 """
 from __future__ import annotations
 
-import copy
 import os
 
 import jax
@@ -31,6 +30,7 @@ from dlnotes.models import relu_net
 from dlnotes.nn import init as nn_init
 from dlnotes.optim.factory import make_optimizer, validate_optimizer_config
 from dlnotes.train import plots
+from dlnotes.train.hparams import with_changes
 from dlnotes.train.loop import Task
 from dlnotes.train.sweep import run_points
 
@@ -47,20 +47,8 @@ def validate(config):
           f"must be in [0, data.n={d.n}] (0 = full batch)")
 
 
-def with_changes(config, **changes):
-    """A copy of ``config`` with dotted paths set: ``with_changes(c, **{"model.width": 8})``."""
-    c = copy.deepcopy(config)
-    with c.unlocked():
-        for path, v in changes.items():
-            node = c
-            parts = path.split(".")
-            for p in parts[:-1]:
-                node = node[p]
-            node[parts[-1]] = v
-    return c
-
-
 def target(config, x):
+    """The 1-D target sin(freq·x)."""
     return jnp.sin(config.data.freq * x)
 
 
@@ -108,6 +96,7 @@ def elbow_task(config, data=None) -> Task:
 
 
 def build_task(config):
+    """One run of the elbow task (``scripts/train.py``)."""
     return elbow_task(config)
 
 
@@ -119,6 +108,7 @@ def train_seeds(config, seeds, data=None, progress=None):
 
 
 def point(tree, i):
+    """Grid point ``i`` of a stacked pytree."""
     return jax.tree.map(lambda a: a[i], tree)
 
 

@@ -22,9 +22,9 @@ import numpy as np
 from dlnotes import linear
 from dlnotes.errors import check
 from dlnotes.experiments.base import claim
-from dlnotes.experiments.relu_elbows import with_changes
 from dlnotes.optim.factory import make_optimizer, validate_optimizer_config
 from dlnotes.train import plots
+from dlnotes.train.hparams import with_changes
 from dlnotes.train.sweep import run_points
 from dlnotes.train.tasks import least_squares_task
 
