@@ -1,0 +1,20 @@
+"""Pure layer math: plain functions of arrays, usable without Flax or the engine.
+
+    from dlnotes.nn import group_norm, conv2d, dropout
+"""
+from dlnotes.nn.conv import (conv1d, conv2d, conv_output_size, depthwise_conv2d, num_conv_params,
+                             receptive_field)
+from dlnotes.nn.init import (bias_init, he_normal, he_uniform, lecun_normal, lecun_uniform, weight_init,
+                             xavier_normal, xavier_uniform)
+from dlnotes.nn.norm import batch_norm, group_norm, instance_norm, layer_norm, rms_norm, weight_standardize
+from dlnotes.nn.pool import avg_pool, max_pool, pick_pool, subsample, weighted_pool
+from dlnotes.nn.regularize import dropout, stochastic_depth
+
+__all__ = [
+    "conv1d", "conv2d", "conv_output_size", "depthwise_conv2d", "num_conv_params", "receptive_field",
+    "bias_init", "he_normal", "he_uniform", "lecun_normal", "lecun_uniform", "weight_init",
+    "xavier_normal", "xavier_uniform",
+    "batch_norm", "group_norm", "instance_norm", "layer_norm", "rms_norm", "weight_standardize",
+    "avg_pool", "max_pool", "pick_pool", "subsample", "weighted_pool",
+    "dropout", "stochastic_depth",
+]
