@@ -21,7 +21,6 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
 from dlnotes.data.images import load_digits_split
 from dlnotes.errors import check
@@ -52,26 +51,9 @@ def validate(config):
         check(isinstance(b, int) and 1 <= b <= n, "c25.batch_sizes", f"each must be an int in [1, {config.c25.n_train}], got {b!r}")
 
 
-class _MergeCopy(Functional):
-    """``Functional`` whose ``apply`` merges with ``copy=True``.
-
-    Workaround: ``nnx.merge`` without a copy reuses the model-state Variables, and a
-    batch-norm layer then cannot write its running averages from inside the engine's
-    ``value_and_grad`` (flax TraceContextError: the model state is traced one level
-    below the gradient). Remove when ``dlnotes.models.base.Functional.apply`` copies.
-    """
-
-    def apply(self, params, model_state, x, *, train: bool = False, key=None, **kwargs):
-        model = nnx.merge(self.graphdef, params, model_state, copy=True)
-        out = model(x, train=train, key=key, **kwargs)
-        _, _, new_state = nnx.split(model, nnx.Param, ...)
-        return out, new_state
-
-
 def make_model(config) -> Functional:
     from dlnotes.models.cnn import make_cnn
-    f = make_cnn(config)
-    return _MergeCopy(make=f.make, graphdef=f.graphdef)
+    return make_cnn(config)
 
 
 def build_task(config, data=None):

@@ -36,7 +36,9 @@ class Functional:
         return params, rest
 
     def apply(self, params, model_state, x, *, train: bool = False, key=None, **kwargs):
-        model = nnx.merge(self.graphdef, params, model_state)
+        # copy=True: fresh Variables, so a layer that writes its state (batch-norm running
+        # averages) can do so under an outer trace such as the engine's value_and_grad.
+        model = nnx.merge(self.graphdef, params, model_state, copy=True)
         out = model(x, train=train, key=key, **kwargs)
         _, _, new_state = nnx.split(model, nnx.Param, ...)
         return out, new_state
