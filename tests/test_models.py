@@ -120,8 +120,13 @@ def test_plain_and_residual_shapes():
         assert out.shape == (3, 10)
         m = f.module(params, ms)
         hs = m.hidden_states(x)
-        assert len(hs) == 5 and all(h.shape == (3, 16) for h in hs)
-        assert len(m.blocks) == 4
+        assert hs.shape == (5, 3, 16) and m.depth == 4
+        # the scan over stacked blocks equals applying the stand-alone blocks one after another
+        h = m.inp(x.reshape(3, -1))
+        for i in range(4):
+            h = m.block(i)(h)
+            np.testing.assert_allclose(np.asarray(hs[i + 1]), np.asarray(h), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(np.asarray(out), np.asarray(m.out(m.final_norm(h))), rtol=1e-5, atol=1e-5)
 
 
 def test_plain_block_formula():
@@ -179,10 +184,11 @@ def test_cnn_batch_norm_train_vs_eval():
     f = cnn.make_cnn(_cfg(channels=[4], norm="batch", dense=8, dense_norm="batch"))
     params, ms = f.init(jax.random.key(0))
     x = _x(8)
-    before = [np.array(a) for a in jax.tree.leaves(ms)]   # eager apply may update ms's variables in place
+    before = [np.array(a) for a in jax.tree.leaves(ms)]
     y_train, ms2 = f.apply(params, ms, x, train=True)
     changed = [not np.allclose(a, b) for a, b in zip(before, jax.tree.leaves(ms2))]
     assert changed and all(changed)                    # every running average moved
+    assert all(np.array_equal(a, b) for a, b in zip(before, jax.tree.leaves(ms)))   # caller's state untouched
     after = [np.array(a) for a in jax.tree.leaves(ms2)]
     y_eval, ms3 = f.apply(params, ms2, x)
     chex_same = [np.array_equal(a, b) for a, b in zip(after, jax.tree.leaves(ms3))]
@@ -241,3 +247,18 @@ def test_resnet_and_convnext_nets_run():
         params, ms = f.init(jax.random.key(0))
         out, _ = f.apply(params, ms, x, train=True, key=jax.random.key(1), drop_path=0.1)
         assert out.shape == (2, 10) and np.all(np.isfinite(out))
+
+
+def test_batch_norm_models_train_under_grad():
+    """The engine differentiates the loss w.r.t. params only; batch norm still writes its running
+    averages (nnx would raise TraceContextError if merge reused variables from outside the grad)."""
+    x = _x(4)
+    for f in (cnn.make_cnn(_cfg(channels=[4], norm="batch")), resnet.make_resnet(_cfg(channels=[4, 8]))):
+        params, ms = f.init(jax.random.key(0))
+
+        def loss(p, ms):
+            out, new = f.apply(p, ms, x, train=True)
+            return jnp.sum(out ** 2), new
+        g, new = jax.jit(jax.grad(loss, has_aux=True))(params, ms)
+        assert all(np.all(np.isfinite(v)) for v in jax.tree.leaves(g))
+        assert not all(np.allclose(a, b) for a, b in zip(jax.tree.leaves(ms), jax.tree.leaves(new)))

@@ -27,8 +27,8 @@ import jax.numpy as jnp
 from flax import nnx
 
 from dlnotes.errors import ConfigError
-from dlnotes.models.base import Functional, functional
-from dlnotes.models.cnn import _choice, _get, _int, maybe_drop_path
+from dlnotes.models.base import Functional
+from dlnotes.models.cnn import functional_model, _choice, _get, _int, maybe_drop_path
 from dlnotes.models.resnet import block_key
 from dlnotes.nn import layers as L
 
@@ -114,4 +114,4 @@ def make_convnext(config) -> Functional:
               expansion=_int(config, "expansion", 4), layer_scale=float(ls) or None,
               stem_kernel=_int(config, "stem_kernel", 3),
               impl=_choice(config, "impl", "auto", ("auto", "im2col", "xla")))
-    return functional(lambda rngs, hp: ConvNeXt(rngs=rngs, **kw))
+    return functional_model(lambda rngs, hp: ConvNeXt(rngs=rngs, **kw))

@@ -1,7 +1,8 @@
 """Plain vs residual deep nets (C29), stochastic depth (C32) and a small conv ResNet (C22, C30).
 
-On flattened inputs x (N, d): an input layer h₀ = W_in x + b_in to ``width``, then ``depth`` blocks,
-then a LayerNorm and the output layer.
+On flattened inputs x (N, d): an input layer h₀ = W_in x + b_in to ``width``, then ``depth`` blocks
+(stacked parameters, one ``lax.scan``: compile time does not grow with depth), then a LayerNorm
+and the output layer.
 
     PlainNet     h ← act(LN(W h + b))                              (post-LN, no skip)
     ResidualNet  h ← h + sd(W₂ act(W₁ LN(h) + b₁) + b₂)            (pre-LN residual)
@@ -32,8 +33,8 @@ import jax.numpy as jnp
 from flax import nnx
 
 from dlnotes.errors import ConfigError
-from dlnotes.models.base import Functional, functional
-from dlnotes.models.cnn import ACTIVATIONS, NORMS, _apply, _choice, _get, _image_size, _int, make_norm, maybe_drop_path
+from dlnotes.models.base import Functional
+from dlnotes.models.cnn import functional_model, ACTIVATIONS, NORMS, _apply, _choice, _get, _image_size, _int, make_norm, maybe_drop_path
 from dlnotes.nn import layers as L
 
 
@@ -76,49 +77,108 @@ class ResidualBlock(nnx.Module):
         return h + maybe_drop_path(self.branch(h), drop_path, key, train)
 
 
+def _stack(init, key, depth, shape):
+    return nnx.Param(jax.vmap(lambda k: init(k, shape, jnp.float32))(jax.random.split(key, depth)))
+
+
 class _DeepNet(nnx.Module):
-    def _init_io(self, in_features, width, num_classes, rngs):
+    """Blocks are stored stacked (leading axis = depth) and applied with ``lax.scan``, so the
+    program (and its compile time) does not grow with depth. ``block(i)`` gives block i as a
+    stand-alone ``PlainBlock`` / ``ResidualBlock`` with the same parameters."""
+
+    def _init_io(self, in_features, width, num_classes, depth, activation, rngs):
         self.inp = nnx.Linear(in_features, width, rngs=rngs)
         self.final_norm = L.LayerNorm(width)
         self.out = nnx.Linear(width, num_classes, rngs=rngs)
+        self.depth, self.width, self.activation = depth, width, activation
+
+    def _scan(self, h, train, key, drop_path):
+        stacked = {k: getattr(self, k)[...] for k in self._names}
+        act = ACTIVATIONS[self.activation]
+
+        def step(h, xs):
+            p, i = xs
+            h = self._step(p, h, act, train, block_key(key, i), drop_path)
+            return h, h
+        return jax.lax.scan(step, h, (stacked, jnp.arange(self.depth)))
 
     def hidden_states(self, x, *, train: bool = False, key=None, drop_path=0.0):
-        """[h₀, h₁, …, h_depth] (each (N, width)): the input layer's output and every block's."""
-        h = self.inp(_flatten(x))
-        hs = [h]
-        for i, blk in enumerate(self.blocks):
-            h = self._block(blk, h, train, block_key(key, i), drop_path)
-            hs.append(h)
-        return hs
+        """(depth + 1, N, width): the input layer's output h₀ and every block's output h₁ … h_depth."""
+        h0 = self.inp(_flatten(x))
+        _, hs = self._scan(h0, train, key, drop_path)
+        return jnp.concatenate([h0[None], hs], axis=0)
 
     def __call__(self, x, *, train: bool = False, key=None, drop_path=0.0):
-        h = self.hidden_states(x, train=train, key=key, drop_path=drop_path)[-1]
+        h, _ = self._scan(self.inp(_flatten(x)), train, key, drop_path)
         return self.out(self.final_norm(h))
+
+    def block_kernels(self) -> tuple[str, ...]:
+        """Names of the stacked weight matrices (for per-layer gradient norms)."""
+        return tuple(n for n in self._names if n.startswith("kernel"))
+
+
+def _ln(h, scale, bias, eps=1e-5):
+    from dlnotes.nn.norm import layer_norm
+    return layer_norm(h, scale, bias, eps=eps)
 
 
 class PlainNet(_DeepNet):
     """in → width, ``depth`` × [h ← act(LN(W h + b))], LN, → num_classes."""
 
+    _names = ("kernel", "bias", "ln_scale", "ln_bias")
+
     def __init__(self, in_features: int, depth: int, width: int, num_classes: int = 10, *,
                  activation: str = "relu", rngs: nnx.Rngs):
-        self._init_io(in_features, width, num_classes, rngs)
-        self.blocks = nnx.List([PlainBlock(width, activation=activation, rngs=rngs) for _ in range(depth)])
+        self._init_io(in_features, width, num_classes, depth, activation, rngs)
+        self.kernel = _stack(L.default_kernel_init, rngs.params(), depth, (width, width))
+        self.bias = nnx.Param(jnp.zeros((depth, width)))
+        self.ln_scale = nnx.Param(jnp.ones((depth, width)))
+        self.ln_bias = nnx.Param(jnp.zeros((depth, width)))
 
-    def _block(self, blk, h, train, key, drop_path):
-        return blk(h, train=train)
+    @staticmethod
+    def _step(p, h, act, train, key, drop_path):
+        return act(_ln(h @ p["kernel"] + p["bias"], p["ln_scale"], p["ln_bias"]))
+
+    def block(self, i: int) -> PlainBlock:
+        blk = PlainBlock(self.width, activation=self.activation, rngs=nnx.Rngs(0))
+        blk.linear.kernel[...] = self.kernel[i]
+        blk.linear.bias[...] = self.bias[i]
+        blk.norm.scale[...] = self.ln_scale[i]
+        blk.norm.bias[...] = self.ln_bias[i]
+        return blk
 
 
 class ResidualNet(_DeepNet):
-    """in → width, ``depth`` × [h ← h + sd(W₂ act(W₁ LN(h)))], LN, → num_classes."""
+    """in → width, ``depth`` × [h ← h + sd(W₂ act(W₁ LN(h) + b₁) + b₂)], LN, → num_classes."""
+
+    _names = ("ln_scale", "ln_bias", "kernel1", "bias1", "kernel2", "bias2")
 
     def __init__(self, in_features: int, depth: int, width: int, num_classes: int = 10, *,
                  hidden: int | None = None, activation: str = "relu", rngs: nnx.Rngs):
-        self._init_io(in_features, width, num_classes, rngs)
-        self.blocks = nnx.List([ResidualBlock(width, hidden, activation=activation, rngs=rngs)
-                                for _ in range(depth)])
+        hidden = hidden or width
+        self._init_io(in_features, width, num_classes, depth, activation, rngs)
+        self.hidden = hidden
+        self.ln_scale = nnx.Param(jnp.ones((depth, width)))
+        self.ln_bias = nnx.Param(jnp.zeros((depth, width)))
+        self.kernel1 = _stack(L.default_kernel_init, rngs.params(), depth, (width, hidden))
+        self.bias1 = nnx.Param(jnp.zeros((depth, hidden)))
+        self.kernel2 = _stack(L.default_kernel_init, rngs.params(), depth, (hidden, width))
+        self.bias2 = nnx.Param(jnp.zeros((depth, width)))
 
-    def _block(self, blk, h, train, key, drop_path):
-        return blk(h, train=train, key=key, drop_path=drop_path)
+    @staticmethod
+    def _step(p, h, act, train, key, drop_path):
+        r = act(_ln(h, p["ln_scale"], p["ln_bias"]) @ p["kernel1"] + p["bias1"]) @ p["kernel2"] + p["bias2"]
+        return h + maybe_drop_path(r, drop_path, key, train)
+
+    def block(self, i: int) -> ResidualBlock:
+        blk = ResidualBlock(self.width, self.hidden, activation=self.activation, rngs=nnx.Rngs(0))
+        blk.norm.scale[...] = self.ln_scale[i]
+        blk.norm.bias[...] = self.ln_bias[i]
+        blk.fc1.kernel[...] = self.kernel1[i]
+        blk.fc1.bias[...] = self.bias1[i]
+        blk.fc2.kernel[...] = self.kernel2[i]
+        blk.fc2.bias[...] = self.bias2[i]
+        return blk
 
 
 # ---------------------------------------------------------------------------- conv ResNet
@@ -199,7 +259,7 @@ def _deep_kwargs(config):
 def make_plain_net(config) -> Functional:
     """``Functional`` of a ``PlainNet`` from ``config.model`` (depth, width, activation, ...)."""
     kw = _deep_kwargs(config)
-    return functional(lambda rngs, hp: PlainNet(rngs=rngs, **kw))
+    return functional_model(lambda rngs, hp: PlainNet(rngs=rngs, **kw))
 
 
 def make_residual_net(config) -> Functional:
@@ -208,7 +268,7 @@ def make_residual_net(config) -> Functional:
     hidden = _get(config, "hidden", 0) or None
     if hidden is not None:
         hidden = _int(config, "hidden", None)
-    return functional(lambda rngs, hp: ResidualNet(hidden=hidden, rngs=rngs, **kw))
+    return functional_model(lambda rngs, hp: ResidualNet(hidden=hidden, rngs=rngs, **kw))
 
 
 def make_resnet(config) -> Functional:
@@ -225,4 +285,4 @@ def make_resnet(config) -> Functional:
               blocks=_int(config, "blocks", 1), num_classes=_int(config, "num_classes", 10, 2), norm=norm,
               groups=groups, activation=_choice(config, "activation", "relu", tuple(ACTIVATIONS)),
               impl=_choice(config, "impl", "auto", ("auto", "im2col", "xla")))
-    return functional(lambda rngs, hp: ResNet(rngs=rngs, **kw))
+    return functional_model(lambda rngs, hp: ResNet(rngs=rngs, **kw))
