@@ -53,9 +53,11 @@ def make_data(config, dataset: str | None = None):
     dataset = dataset or config.data.dataset
     if dataset == "mnist1d":
         from dlnotes.data.mnist1d import load_mnist1d
-        return load_mnist1d(seed=config.data.seed, num_samples=config.data.mnist1d_samples, n_val=0)
-    return load_digits_split(config.data.seed, n_train=config.data.n_train or None, n_val=0,
-                             n_test=config.data.n_test)
+        d = load_mnist1d(seed=config.data.seed, num_samples=config.data.mnist1d_samples, n_val=0)
+    else:
+        d = load_digits_split(config.data.seed, n_train=config.data.n_train or None, n_val=0,
+                              n_test=config.data.n_test)
+    return {"train": d["train"], "test": d["test"]}  # no validation split
 
 
 def _image_size(dataset):
@@ -155,7 +157,6 @@ def c31(config, workdir):
         cfg = _with(config, num_steps=c.num_steps[dataset], log_every=c.num_steps[dataset],
                     **{"data.dataset": dataset, "train.label_smoothing": 0.0})
         data = make_data(cfg, dataset)
-        data = {"train": data["train"], "test": data["test"]}
         _, res = _train_grid(cfg, data, points, dataset, progress=f"C31 {dataset}")
         ev = res.metrics["evals"]
         tr = np.asarray(ev["train_acc"])[:, -1].reshape(len(seeds), len(rates))
@@ -306,7 +307,6 @@ def c33(config, workdir):
                 **{"data.dataset": "digits", "data.n_train": c.n_train, "model.dropout": 0.0,
                    "train.label_smoothing": eps})
     data = make_data(cfg, "digits")
-    data = {"train": data["train"], "test": data["test"]}
     model = make_model(cfg, "digits")
     seeds = list(range(c.num_seeds))
     epsilons = [0.0, eps]
