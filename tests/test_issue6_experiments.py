@@ -80,7 +80,7 @@ def test_ws_scale_invariance_rows():
         assert plain_rel == pytest.approx(abs(a - 1), rel=1e-6)   # a plain conv (zero bias) scales with a
 
 
-def test_merge_copy_model_trains_batch_norm_under_grad():
+def test_bn_model_writes_running_averages_under_grad():
     """The BN CNN's running averages update inside value_and_grad (the engine's step)."""
     import ml_collections
     cfg = ml_collections.ConfigDict(dict(model=dict(channels=[4], norm="batch", dense=8, dense_norm="batch")))
