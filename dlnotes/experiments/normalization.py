@@ -48,7 +48,8 @@ def validate(config):
     check(isinstance(config.c25.n_train, int) and 10 <= config.c25.n_train < 1797 - 100, "c25.n_train",
           "must be an int in [10, 1697) (the rest of the 1797 digits is C25's test set)")
     for b in config.c25.batch_sizes:
-        check(isinstance(b, int) and 1 <= b <= config.c25.n_train, "c25.batch_sizes", f"each must be an int in [1, {config.c25.n_train}], got {b!r}")
+        check(isinstance(b, int) and 1 <= b <= config.c25.n_train, "c25.batch_sizes",
+              f"each must be an int in [1, {config.c25.n_train}], got {b!r}")
 
 
 def make_model(config) -> Functional:

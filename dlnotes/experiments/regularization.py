@@ -28,7 +28,7 @@ import numpy as np
 from dlnotes.data.images import load_digits_split
 from dlnotes.errors import check
 from dlnotes.experiments.base import claim
-from dlnotes.nn.regularize import dropout, stochastic_depth
+from dlnotes.nn.regularize import dropout
 from dlnotes.train import hparams as hpmod
 from dlnotes.train import plots
 
@@ -264,7 +264,8 @@ def c32(config, workdir):
         "C32", "stochastic depth drops whole residual blocks per example in training and uses the expectation at eval",
         f"kept blocks = f(h)/(1 − p) to {r['structure_err']:.2g} (rel.), dropped = exactly 0; dropped fraction "
         f"{r['dropped_frac']:.3f} (p = {p:g} ± {r['sigma']:.3f}); {r['mixed_blocks']}/{r['blocks']} blocks drop some "
-        f"examples and keep others; block-wise ‖E_MC[update] − eval update‖/‖eval update‖ ≤ {r['mc_rel']:.2g}; eval output change with p or key "
+        f"examples and keep others; block-wise ‖E_MC[update] − eval update‖/‖eval update‖ ≤ {r['mc_rel']:.2g}; "
+        f"eval output change with p or key "
         f"{r['eval_dep']:g}",
         f"structure ≤ 1e-5; |fraction − p| ≤ 4σ; per example in every block; MC ≤ {c.mc_rtol:g}; eval "
         f"independent of p (exactly)", ok, fig,
