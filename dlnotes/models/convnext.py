@@ -16,14 +16,18 @@ dense layers on the channel axis. Parameters: 8C² + (K² + 8)C (+ C with layer 
 Config (``config.model``) for ``make_convnext``: ``dims`` ([32, 64]), ``depths`` ([1, 1]),
 ``kernel_size`` (7), ``expansion`` (4), ``layer_scale`` (float, 0 = off; default 1e-6),
 ``stem_kernel`` (3), ``image_size``/``in_channels``/``num_classes``, ``drop_path`` (float,
-traced: pass at call time), ``impl``.
+traced: pass at call time), ``impl``, ``depthwise`` ("auto": on a CPU and images of ≤ 256 pixels
+the depthwise conv runs as one H·W × H·W matrix per channel, ``depthwise_conv2d_dense``; "conv":
+``DepthwiseConv``; "dense").
 """
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from dlnotes.errors import ConfigError
@@ -33,20 +37,58 @@ from dlnotes.models.resnet import block_key
 from dlnotes.nn import layers as L
 
 
+@functools.lru_cache(maxsize=32)
+def _same_shift_matrices(h: int, w: int, kh: int, kw: int) -> np.ndarray:
+    """(K_h·K_w, H·W, H·W) 0/1 matrices: S_ab[p, q] = 1 iff input pixel q is at offset (a, b) of output
+    pixel p's SAME-padded window (q = (i + a − P_h, j + b − P_w), inside the image)."""
+    ph, pw = (kh - 1) // 2, (kw - 1) // 2
+    s = np.zeros((kh * kw, h * w, h * w), np.float32)
+    for a in range(kh):
+        for b in range(kw):
+            for i in range(h):
+                for j in range(w):
+                    r, c = i + a - ph, j + b - pw
+                    if 0 <= r < h and 0 <= c < w:
+                        s[a * kw + b, i * w + j, r * w + c] = 1.0
+    return s
+
+
+def depthwise_conv2d_dense(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """Depthwise SAME conv, stride 1, as one (H·W × H·W) matrix per channel: T_c = Σ_ab w[a, b, c] S_ab,
+    y[n, :, c] = T_c x[n, :, c]. x: (N, H, W, C); kernel: (K_h, K_w, 1, C). Equals
+    ``depthwise_conv2d(x, kernel, padding='SAME')``; for small images it compiles and runs much faster on a
+    CPU than K² shifted views (two einsums instead of K² slices and their transposes)."""
+    n, h, w, c = x.shape
+    kh, kw = kernel.shape[:2]
+    t = jnp.einsum("kpq,kc->cpq", jnp.asarray(_same_shift_matrices(h, w, kh, kw), x.dtype),
+                   kernel.reshape(kh * kw, c))
+    return jnp.einsum("cpq,nqc->npc", t, x.reshape(n, h * w, c)).reshape(n, h, w, c)
+
+
 class ConvNeXtBlock(nnx.Module):
     """y = x + sd(γ ⊙ pw₂(GELU(pw₁(LN(dwconv(x))))))."""
 
     def __init__(self, channels: int, *, kernel_size: int = 7, expansion: int = 4, layer_scale: float | None = 1e-6,
-                 impl: str = "auto", rngs: nnx.Rngs):
+                 impl: str = "auto", depthwise: str = "auto", rngs: nnx.Rngs):
         self.dwconv = L.DepthwiseConv(channels, kernel_size, impl=impl, rngs=rngs)
         self.norm = L.LayerNorm(channels)
         self.pw1 = nnx.Linear(channels, expansion * channels, rngs=rngs)
         self.pw2 = nnx.Linear(expansion * channels, channels, rngs=rngs)
         self.gamma = nnx.Param(jnp.full((channels,), layer_scale, jnp.float32)) if layer_scale else None
+        if depthwise not in ("auto", "conv", "dense"):
+            raise ConfigError("model.depthwise", f"expected auto, conv or dense, got {depthwise!r}")
+        self.depthwise = depthwise
+
+    def _dw(self, x):
+        dense = self.depthwise == "dense" or (self.depthwise == "auto" and jax.default_backend() == "cpu"
+                                              and x.shape[1] * x.shape[2] <= 256)
+        if not dense:
+            return self.dwconv(x)
+        return depthwise_conv2d_dense(x, self.dwconv.kernel[...]) + self.dwconv.bias[...]
 
     def branch(self, x):
         """The residual branch γ ⊙ pw₂(GELU(pw₁(LN(dwconv(x)))))."""
-        r = self.pw2(jax.nn.gelu(self.pw1(self.norm(self.dwconv(x))), approximate=False))
+        r = self.pw2(jax.nn.gelu(self.pw1(self.norm(self._dw(x))), approximate=False))
         return r if self.gamma is None else r * self.gamma[...]
 
     def __call__(self, x, *, train: bool = False, key=None, drop_path=0.0):
@@ -64,7 +106,8 @@ class ConvNeXt(nnx.Module):
 
     def __init__(self, in_channels: int, dims: Sequence[int] = (32, 64), depths: Sequence[int] = (1, 1),
                  num_classes: int = 10, *, kernel_size: int = 7, expansion: int = 4,
-                 layer_scale: float | None = 1e-6, stem_kernel: int = 3, impl: str = "auto", rngs: nnx.Rngs):
+                 layer_scale: float | None = 1e-6, stem_kernel: int = 3, impl: str = "auto",
+                 depthwise: str = "auto", rngs: nnx.Rngs):
         dims, depths = [int(d) for d in dims], [int(d) for d in depths]
         if len(dims) != len(depths):
             raise ConfigError("model.depths", f"needs one entry per stage of dims {dims}, got {depths}")
@@ -76,7 +119,8 @@ class ConvNeXt(nnx.Module):
                 L.LayerNorm(dims[s - 1]), L.Conv(dims[s - 1], c, 2, stride=2, padding="VALID", impl=impl,
                                                  rngs=rngs)]))
             stages.append(nnx.List([ConvNeXtBlock(c, kernel_size=kernel_size, expansion=expansion,
-                                                  layer_scale=layer_scale, impl=impl, rngs=rngs) for _ in range(n)]))
+                                                  layer_scale=layer_scale, impl=impl, depthwise=depthwise,
+                                                  rngs=rngs) for _ in range(n)]))
         self.downs, self.stages = nnx.List(downs), nnx.List(stages)
         self.head_norm = L.LayerNorm(dims[-1])
         self.head = nnx.Linear(dims[-1], num_classes, rngs=rngs)
@@ -113,5 +157,6 @@ def make_convnext(config) -> Functional:
               num_classes=_int(config, "num_classes", 10, 2), kernel_size=_int(config, "kernel_size", 7),
               expansion=_int(config, "expansion", 4), layer_scale=float(ls) or None,
               stem_kernel=_int(config, "stem_kernel", 3),
-              impl=_choice(config, "impl", "auto", ("auto", "im2col", "xla")))
+              impl=_choice(config, "impl", "auto", ("auto", "im2col", "xla")),
+              depthwise=_choice(config, "depthwise", "auto", ("auto", "conv", "dense")))
     return functional_model(lambda rngs, hp: ConvNeXt(rngs=rngs, **kw))
