@@ -262,3 +262,11 @@ def test_batch_norm_models_train_under_grad():
         g, new = jax.jit(jax.grad(loss, has_aux=True))(params, ms)
         assert all(np.all(np.isfinite(v)) for v in jax.tree.leaves(g))
         assert not all(np.allclose(a, b) for a, b in zip(jax.tree.leaves(ms), jax.tree.leaves(new)))
+
+
+def test_depthwise_dense_equals_conv():
+    for size in (8, 4, 5):
+        x = jax.random.normal(jax.random.key(size), (2, size, size, 3))
+        k = jax.random.normal(jax.random.key(1), (7, 7, 1, 3))
+        np.testing.assert_allclose(np.asarray(convnext.depthwise_conv2d_dense(x, k)),
+                                   np.asarray(depthwise_conv2d(x, k, padding="SAME", impl="xla")), rtol=1e-5, atol=1e-5)
