@@ -309,7 +309,7 @@ def _figure_c12(s, eta, ts, f_gd, val_gd, lams, val_ridge, n, path):
             continue
         a1.plot(s, f_gd[i], "o", ms=4, color=f"C{j}", label=f"GD (engine), t = {ts[i]}")
         a1.plot(grid, grid ** 2 / (grid ** 2 + 1 / (eta * ts[i])), "-", lw=1, color=f"C{j}",
-                label=f"ridge, λ = 1/(ηt)")
+                label="ridge, λ = 1/(ηt)")
     a1.set(xscale="log", xlabel="scaled singular value s = σ/√n", ylabel="filter factor",
            title="Early-stopped GD (dots) vs ridge with λ = 1/(ηt) (lines)")
     a1.legend(fontsize=6, ncol=2)

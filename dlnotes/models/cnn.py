@@ -29,7 +29,6 @@ Config (``config.model``) read by ``make_cnn``:
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Sequence
 
@@ -38,29 +37,10 @@ import jax.numpy as jnp
 from flax import nnx
 
 from dlnotes.errors import ConfigError
-from dlnotes.models.base import Functional, count_params, functional  # noqa: F401  (count_params re-exported)
+from dlnotes.models.base import Functional, count_params, functional  # noqa: F401  (Functional, count_params re-exported)
 from dlnotes.nn import layers as L
 from dlnotes.nn.pool import avg_pool, max_pool
 from dlnotes.nn.regularize import dropout as _dropout
-
-@dataclasses.dataclass(frozen=True)
-class StateCopyingFunctional(Functional):
-    """``Functional`` whose ``apply`` rebuilds ``model_state``'s variables in the current trace.
-
-    ``nnx.merge`` reuses the Variable objects of the state it is given; a batch-norm layer that
-    writes its running averages inside ``jax.grad`` (the engine's loss) would then mutate a
-    variable created outside the grad trace (flax ``TraceContextError``), and an eager call would
-    update the caller's ``model_state`` in place. A ``tree.map`` copy avoids both.
-    """
-
-    def apply(self, params, model_state, x, *, train: bool = False, key=None, **kwargs):
-        return super().apply(params, jax.tree.map(lambda a: a, model_state), x, train=train, key=key, **kwargs)
-
-
-def functional_model(make) -> StateCopyingFunctional:
-    """``dlnotes.models.base.functional`` with a state-copying ``apply`` (see ``StateCopyingFunctional``)."""
-    f = functional(make)
-    return StateCopyingFunctional(make=f.make, graphdef=f.graphdef)
 
 
 POOLS = ("max", "avg", "subsample", "none")
@@ -317,7 +297,7 @@ def make_cnn(config) -> Functional:
     def make(rngs, hp):
         return CNN(c_in, channels, k, rngs=rngs, **kw)
 
-    return functional_model(make)
+    return functional(make)
 
 
 def make_mlp_classifier(config) -> Functional:
@@ -333,4 +313,4 @@ def make_mlp_classifier(config) -> Functional:
     def make(rngs, hp):
         return MLPClassifier(d, width, k, depth=depth, rngs=rngs)
 
-    return functional_model(make)
+    return functional(make)

@@ -31,8 +31,8 @@ import numpy as np
 from flax import nnx
 
 from dlnotes.errors import ConfigError
-from dlnotes.models.base import Functional
-from dlnotes.models.cnn import functional_model, _choice, _get, _int, maybe_drop_path
+from dlnotes.models.base import functional, Functional
+from dlnotes.models.cnn import _choice, _get, _int, maybe_drop_path
 from dlnotes.models.resnet import block_key
 from dlnotes.nn import layers as L
 
@@ -159,4 +159,4 @@ def make_convnext(config) -> Functional:
               stem_kernel=_int(config, "stem_kernel", 3),
               impl=_choice(config, "impl", "auto", ("auto", "im2col", "xla")),
               depthwise=_choice(config, "depthwise", "auto", ("auto", "conv", "dense")))
-    return functional_model(lambda rngs, hp: ConvNeXt(rngs=rngs, **kw))
+    return functional(lambda rngs, hp: ConvNeXt(rngs=rngs, **kw))

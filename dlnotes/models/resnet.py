@@ -33,8 +33,8 @@ import jax.numpy as jnp
 from flax import nnx
 
 from dlnotes.errors import ConfigError
-from dlnotes.models.base import Functional
-from dlnotes.models.cnn import functional_model, ACTIVATIONS, NORMS, _apply, _choice, _get, _image_size, _int, make_norm, maybe_drop_path
+from dlnotes.models.base import functional, Functional
+from dlnotes.models.cnn import ACTIVATIONS, NORMS, _apply, _choice, _get, _image_size, _int, make_norm, maybe_drop_path
 from dlnotes.nn import layers as L
 
 
@@ -259,7 +259,7 @@ def _deep_kwargs(config):
 def make_plain_net(config) -> Functional:
     """``Functional`` of a ``PlainNet`` from ``config.model`` (depth, width, activation, ...)."""
     kw = _deep_kwargs(config)
-    return functional_model(lambda rngs, hp: PlainNet(rngs=rngs, **kw))
+    return functional(lambda rngs, hp: PlainNet(rngs=rngs, **kw))
 
 
 def make_residual_net(config) -> Functional:
@@ -268,7 +268,7 @@ def make_residual_net(config) -> Functional:
     hidden = _get(config, "hidden", 0) or None
     if hidden is not None:
         hidden = _int(config, "hidden", None)
-    return functional_model(lambda rngs, hp: ResidualNet(hidden=hidden, rngs=rngs, **kw))
+    return functional(lambda rngs, hp: ResidualNet(hidden=hidden, rngs=rngs, **kw))
 
 
 def make_resnet(config) -> Functional:
@@ -285,4 +285,4 @@ def make_resnet(config) -> Functional:
               blocks=_int(config, "blocks", 1), num_classes=_int(config, "num_classes", 10, 2), norm=norm,
               groups=groups, activation=_choice(config, "activation", "relu", tuple(ACTIVATIONS)),
               impl=_choice(config, "impl", "auto", ("auto", "im2col", "xla")))
-    return functional_model(lambda rngs, hp: ResNet(rngs=rngs, **kw))
+    return functional(lambda rngs, hp: ResNet(rngs=rngs, **kw))
