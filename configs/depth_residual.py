@@ -31,6 +31,7 @@ def get_config(arg: str = "full"):
         name="residual",                 # plain | residual | convnext | resnet
         depth=32, width=128, activation="relu", num_classes=10, image_size=[8, 8], in_channels=1,
         drop_path=0.0,                   # stochastic depth rate of residual branches (traced)
+        zero_init_branch=True,           # residual: W₂ = 0 at init, blocks start as the identity
         # convnext
         dims=[16, 32], depths=[1, 1], kernel_size=7, expansion=4, layer_scale=0.0, stem_kernel=3,
         # resnet

@@ -270,3 +270,14 @@ def test_depthwise_dense_equals_conv():
         k = jax.random.normal(jax.random.key(1), (7, 7, 1, 3))
         np.testing.assert_allclose(np.asarray(convnext.depthwise_conv2d_dense(x, k)),
                                    np.asarray(depthwise_conv2d(x, k, padding="SAME", impl="xla")), rtol=1e-5, atol=1e-5)
+
+
+def test_zero_init_branch_makes_every_residual_block_the_identity():
+    ResidualNet = resnet.ResidualNet
+    net = ResidualNet(16, depth=6, width=8, num_classes=3, zero_init_branch=True, rngs=nnx.Rngs(0))
+    x = jax.random.normal(jax.random.key(1), (5, 16))
+    hs = np.asarray(net.hidden_states(x))
+    assert hs.shape == (7, 5, 8)
+    np.testing.assert_array_equal(hs[1:], np.broadcast_to(hs[:1], hs[1:].shape))
+    other = ResidualNet(16, depth=6, width=8, num_classes=3, rngs=nnx.Rngs(0))
+    assert np.abs(np.asarray(other.hidden_states(x))[-1] - hs[0]).max() > 1e-3

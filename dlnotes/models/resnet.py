@@ -154,7 +154,10 @@ class ResidualNet(_DeepNet):
     _names = ("ln_scale", "ln_bias", "kernel1", "bias1", "kernel2", "bias2")
 
     def __init__(self, in_features: int, depth: int, width: int, num_classes: int = 10, *,
-                 hidden: int | None = None, activation: str = "relu", rngs: nnx.Rngs):
+                 hidden: int | None = None, activation: str = "relu", zero_init_branch: bool = False,
+                 rngs: nnx.Rngs):
+        """``zero_init_branch``: W₂ = 0 at init, so every block starts as the identity
+        (the "zero-init last layer of the residual branch" of Goyal et al. 2017 / Fixup)."""
         hidden = hidden or width
         self._init_io(in_features, width, num_classes, depth, activation, rngs)
         self.hidden = hidden
@@ -163,6 +166,8 @@ class ResidualNet(_DeepNet):
         self.kernel1 = _stack(L.default_kernel_init, rngs.params(), depth, (width, hidden))
         self.bias1 = nnx.Param(jnp.zeros((depth, hidden)))
         self.kernel2 = _stack(L.default_kernel_init, rngs.params(), depth, (hidden, width))
+        if zero_init_branch:
+            self.kernel2[...] = jnp.zeros_like(self.kernel2[...])
         self.bias2 = nnx.Param(jnp.zeros((depth, width)))
 
     @staticmethod
@@ -268,7 +273,10 @@ def make_residual_net(config) -> Functional:
     hidden = _get(config, "hidden", 0) or None
     if hidden is not None:
         hidden = _int(config, "hidden", None)
-    return functional(lambda rngs, hp: ResidualNet(hidden=hidden, rngs=rngs, **kw))
+    zero = _get(config, "zero_init_branch", False)
+    if not isinstance(zero, bool):
+        raise ConfigError("model.zero_init_branch", f"must be true or false, got {zero!r}")
+    return functional(lambda rngs, hp: ResidualNet(hidden=hidden, zero_init_branch=zero, rngs=rngs, **kw))
 
 
 def make_resnet(config) -> Functional:
