@@ -16,7 +16,7 @@ run: $(STAMP)
 	$(PY) scripts/reproduce.py --profile=fast --workdir=results
 
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n 2 --durations=15 tests
 
 bench: $(STAMP)
 	$(PY) -m pip install -q -e '.[bench]'

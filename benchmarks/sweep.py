@@ -216,7 +216,7 @@ def main():
         res.update(_sub(["--mode=devices", f"--repeats={args.repeats}"],
                         {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}))
         from dlnotes.train.parallel import free_port
-        for b in (0, 8):
+        for b in (0, 1, 4, 8):
             port = free_port()
             procs = [subprocess.Popen([sys.executable, __file__, "--mode=worker", f"--process_id={i}",
                                        f"--coordinator=127.0.0.1:{port}", f"--repeats={args.repeats}",
