@@ -18,7 +18,6 @@ C22  Depthwise K²·C vs dense K²·C² weights (ratio C exactly); a ConvNeXt bl
 """
 from __future__ import annotations
 
-import copy
 import itertools
 import os
 
@@ -32,6 +31,7 @@ from dlnotes.experiments.base import claim
 from dlnotes.nn import conv as C
 from dlnotes.nn import pool as P
 from dlnotes.train import plots
+from dlnotes.train.hparams import with_changes
 
 CLAIMS = ("C19", "C20", "C21", "C22")
 
@@ -40,10 +40,7 @@ SHIFTS = ((0, 1), (0, -1), (1, 0), (-1, 0))  # (dy, dx): the four 1-pixel shifts
 
 # --------------------------------------------------------------------------- task (scripts/train.py)
 def _model_config(config, pool: str):
-    c = copy.deepcopy(config)
-    with c.unlocked():
-        c.model.pool = pool
-    return c
+    return with_changes(config, **{"model.pool": pool})
 
 
 def make_data(config):

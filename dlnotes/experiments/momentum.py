@@ -17,7 +17,6 @@ Runs in float64.
 """
 from __future__ import annotations
 
-import copy
 import os
 
 import jax
@@ -33,6 +32,7 @@ from dlnotes.train import plots
 from dlnotes.train.loop import Task
 from dlnotes.train.runner import Runner
 from dlnotes.train.sweep import run_points
+from dlnotes.train.hparams import with_changes
 
 CLAIMS = ("C16", "C17")
 
@@ -120,19 +120,6 @@ def steps_to_tolerance(gaps, tol):
     last_bad = g.shape[-1] - 1 - np.argmax(~ok[..., ::-1], axis=-1)  # index of the last failing entry
     steps = np.where(ok.all(-1), 0.0, last_bad + 1.0)
     return np.where(~ok[..., -1], np.inf, steps)
-
-
-def with_changes(config, **changes):
-    """A copy of ``config`` with dotted paths set."""
-    c = copy.deepcopy(config)
-    with c.unlocked():
-        for path, v in changes.items():
-            node = c
-            parts = path.split(".")
-            for p in parts[:-1]:
-                node = node[p]
-            node[parts[-1]] = v
-    return c
 
 
 # ---------------------------------------------------------------- the experiment

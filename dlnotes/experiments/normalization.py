@@ -15,7 +15,6 @@ C27  Weight standardization: a WS conv's output is invariant to scaling its weig
 """
 from __future__ import annotations
 
-import copy
 import os
 
 import jax
@@ -28,6 +27,7 @@ from dlnotes.experiments.base import claim
 from dlnotes.models.base import Functional
 from dlnotes.nn import norm as N
 from dlnotes.train import plots
+from dlnotes.train.hparams import with_changes
 
 CLAIMS = ("C24", "C25", "C27")
 
@@ -62,18 +62,6 @@ def build_task(config, data=None):
     from dlnotes.train.tasks import classification_task
     data = data if data is not None else make_data(config)
     return classification_task(config, make_model(config), data)
-
-
-def _with(config, **changes):
-    c = copy.deepcopy(config)
-    with c.unlocked():
-        for path, v in changes.items():
-            node = c
-            parts = path.split(".")
-            for p in parts[:-1]:
-                node = node[p]
-            node[parts[-1]] = v
-    return c
 
 
 # --------------------------------------------------------------------------- C24
@@ -132,7 +120,7 @@ def batch_size_grid(config, data, norm: str, batch: int, seeds):
     n = len(data["train"]["y"])
     steps_per_epoch = n // batch
     log_every = steps_per_epoch * config.c25.epochs
-    cfg = _with(config, batch_size=batch, num_steps=log_every, log_every=log_every,
+    cfg = with_changes(config, batch_size=batch, num_steps=log_every, log_every=log_every,
                 **{"model.norm": norm, "model.dense_norm": norm})
     _, res = run_points(build_task(cfg, data), cfg, [{"seed": s} for s in seeds], progress=f"C25 {norm} b={batch}")
     ev = res.metrics["evals"]
@@ -142,7 +130,7 @@ def batch_size_grid(config, data, norm: str, batch: int, seeds):
 def c25(config, workdir):
     c = config.c25
     from dlnotes.data.images import DIGITS_SIZE
-    d = make_data(_with(config, **{"data.n_train": c.n_train, "data.n_val": 0,
+    d = make_data(with_changes(config, **{"data.n_train": c.n_train, "data.n_val": 0,
                                    "data.n_test": DIGITS_SIZE - c.n_train}))
     data = {"train": d["train"], "test": d["test"]}  # all the rest as the test set: less noise in the gaps
     seeds = list(range(c.num_seeds))

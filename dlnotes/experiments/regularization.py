@@ -17,7 +17,6 @@ C33  Label smoothing makes the target reachable: with ε the training logit gap
 """
 from __future__ import annotations
 
-import copy
 import functools
 import os
 
@@ -31,20 +30,9 @@ from dlnotes.experiments.base import claim
 from dlnotes.nn.regularize import dropout
 from dlnotes.train import hparams as hpmod
 from dlnotes.train import plots
+from dlnotes.train.hparams import with_changes
 
 CLAIMS = ("C31", "C32", "C33")
-
-
-def _with(config, **changes):
-    c = copy.deepcopy(config)
-    with c.unlocked():
-        for path, v in changes.items():
-            node = c
-            parts = path.split(".")
-            for p in parts[:-1]:
-                node = node[p]
-            node[parts[-1]] = v
-    return c
 
 
 # --------------------------------------------------------------------------- task (scripts/train.py)
@@ -82,7 +70,7 @@ def validate(config):
 def make_model(config, dataset: str | None = None):
     """The MLP classifier (dropout before the output layer, rate given at call time)."""
     from dlnotes.models.cnn import make_mlp_classifier
-    cfg = _with(config, **{"model.image_size": _image_size(dataset or config.data.dataset)})
+    cfg = with_changes(config, **{"model.image_size": _image_size(dataset or config.data.dataset)})
     return make_mlp_classifier(cfg)
 
 
@@ -154,7 +142,7 @@ def c31(config, workdir):
         if r > 0:
             mc_rows.append(("layer", r) + dropout_monte_carlo(x, r, c.mc_samples, jax.random.key(4)))
     for dataset in ("digits", "mnist1d"):
-        cfg = _with(config, num_steps=c.num_steps[dataset], log_every=c.num_steps[dataset],
+        cfg = with_changes(config, num_steps=c.num_steps[dataset], log_every=c.num_steps[dataset],
                     **{"data.dataset": dataset, "train.label_smoothing": 0.0})
         data = make_data(cfg, dataset)
         _, res = _train_grid(cfg, data, points, dataset, progress=f"C31 {dataset}")
@@ -304,7 +292,7 @@ def c33(config, workdir):
     from dlnotes.train.sweep import stack_points
     c = config.c33
     eps = c.epsilon
-    cfg = _with(config, num_steps=c.num_steps, log_every=c.log_every, batch_size=c.batch_size,
+    cfg = with_changes(config, num_steps=c.num_steps, log_every=c.log_every, batch_size=c.batch_size,
                 **{"data.dataset": "digits", "data.n_train": c.n_train, "model.dropout": 0.0,
                    "train.label_smoothing": eps})
     data = make_data(cfg, "digits")
