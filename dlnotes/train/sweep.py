@@ -78,8 +78,8 @@ def grid_points(config, sweep: Mapping[str, Sequence]) -> list[dict]:
 def stack_points(config, points: Sequence[Mapping[str, Any]]):
     """Batched ``(hp, keys)`` for the engine: hp leaves have leading axis G."""
     base = hpmod.from_config(config)
-    hp = {k: jnp.stack([jnp.asarray(p.get(k, config_value), v.dtype) for p in points])
-          for k, v in base.items() for config_value in [hpmod.lookup(config, k)]}
+    hp = {k: jnp.stack([jnp.asarray(p.get(k, hpmod.lookup(config, k)), v.dtype) for p in points])
+          for k, v in base.items()}
     seeds = [int(p.get("seed", config.get("seed", 0))) for p in points]
     keys = jnp.stack([jax.random.key_data(jax.random.key(s)) for s in seeds])
     return hp, keys
