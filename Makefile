@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(PY) scripts/reproduce.py --profile=fast --workdir=results
+	$(PY) scripts/reproduce.py --profile=fast --workdir=results --jobs=2
 
 test: $(STAMP)
 	$(PY) -m pytest -q -n 2 --durations=15 tests

@@ -9,28 +9,54 @@ import traceback
 from dlnotes.experiments import base
 
 
-def run_experiments(workdir: str, *, only=(), profile: str = "fast", log=print) -> list[base.Claim]:
-    """Run the experiments covering ``only`` (all if empty); return their claims."""
+def _run_one(name: str, workdir: str, profile: str):
+    """One experiment -> (claims, seconds, error or None). Never raises."""
+    t0 = time.time()
+    try:
+        config = base.load_config(name, profile)
+        claims = base.module(name).run(config, os.path.join(workdir, name))
+        err = None
+    except Exception as e:  # noqa: BLE001 — one broken experiment must not hide the others
+        traceback.print_exc()
+        err = f"{type(e).__name__}: {e}"
+        claims = [base.Claim(cid, "(experiment raised)", err, "-", False) for cid in base.EXPERIMENTS[name]]
+    return claims, time.time() - t0, err
+
+
+def _run_one_quiet(name: str, workdir: str, profile: str):
+    os.environ["TQDM_DISABLE"] = "1"  # no interleaved progress bars from parallel workers
+    return _run_one(name, workdir, profile)
+
+
+def run_experiments(workdir: str, *, only=(), profile: str = "fast", jobs: int = 1, log=print) -> list[base.Claim]:
+    """Run the experiments covering ``only`` (all if empty) — in ``jobs`` processes — and write the report."""
     os.makedirs(workdir, exist_ok=True)
     only = [c.strip().upper() for c in only if c.strip()]
     names = base.experiments_for(only)
     results, timings = [], {}
-    for name in names:
-        t0 = time.time()
-        log(f"[{name}] running ({profile})")
-        try:
-            config = base.load_config(name, profile)
-            claims = base.module(name).run(config, os.path.join(workdir, name))
-        except Exception as e:  # noqa: BLE001 — one broken experiment must not hide the others
-            log(f"[{name}] FAILED: {type(e).__name__}: {e}")
-            traceback.print_exc()
-            claims = [base.Claim(cid, "(experiment raised)", f"{type(e).__name__}: {e}", "-", False)
-                      for cid in base.EXPERIMENTS[name]]
-        timings[name] = time.time() - t0
+
+    def collect(name, out):
+        claims, seconds, err = out
+        timings[name] = seconds
+        log(f"[{name}] {'FAILED: ' + err if err else 'done'} ({seconds:.0f} s)")
         for c in claims:
             if not only or c.id in only:
                 results.append(c)
                 log(f"  {c.id}: {'pass' if c.passed else 'FAIL'}  {c.measured}  (threshold {c.threshold})")
+
+    if jobs > 1 and len(names) > 1:
+        import concurrent.futures as cf
+        import multiprocessing as mp
+        log(f"running {len(names)} experiments ({profile}) in {jobs} processes")
+        with cf.ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
+            futures = {pool.submit(_run_one_quiet, n, workdir, profile): n for n in names}
+            for f in cf.as_completed(futures):
+                collect(futures[f], f.result())
+    else:
+        for name in names:
+            log(f"[{name}] running ({profile})")
+            collect(name, _run_one(name, workdir, profile))
+    timings = {n: timings[n] for n in names}
     write_report(workdir, results, profile=profile, timings=timings)
     return results
 

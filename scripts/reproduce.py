@@ -2,6 +2,7 @@
 
     python scripts/reproduce.py --workdir=results                  # every claim, fast profile
     python scripts/reproduce.py --workdir=results --only=C1,C3 --profile=full
+    python scripts/reproduce.py --workdir=results --jobs=2          # experiments in 2 processes
 
 Exit status 1 if a claim fails.
 """
@@ -14,6 +15,7 @@ from dlnotes import cli
 flags.DEFINE_string("workdir", "results", "Where report.md, report.json and the figures go.")
 flags.DEFINE_list("only", [], "Claim IDs to check, e.g. C1,C3 (default: all).")
 flags.DEFINE_enum("profile", "fast", ["fast", "full"], "fast = the CI profile (fewer seeds and steps).")
+flags.DEFINE_integer("jobs", 1, "Experiments run in this many processes at once (e.g. one per core).")
 FLAGS = flags.FLAGS
 
 
@@ -26,7 +28,9 @@ def main(argv):
     unknown = [c for c in FLAGS.only if c.strip().upper() not in known]
     if unknown:
         raise ConfigError("--only", f"unknown claim(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-    claims = run_experiments(FLAGS.workdir, only=FLAGS.only, profile=FLAGS.profile)
+    if FLAGS.jobs < 1:
+        raise ConfigError("--jobs", "must be ≥ 1")
+    claims = run_experiments(FLAGS.workdir, only=FLAGS.only, profile=FLAGS.profile, jobs=FLAGS.jobs)
     failed = [c.id for c in claims if not c.passed]
     print(f"{len(claims) - len(failed)}/{len(claims)} claims pass -> {FLAGS.workdir}/report.md")
     if failed:
