@@ -27,7 +27,7 @@ sys.path.insert(0, ROOT)
 
 def config(steps: int):
     from dlnotes.experiments import base
-    from dlnotes.train import hparams as hpmod
+    from dlnotes import hparams as hpmod
 
     cfg = base.load_config("digits_cnn", "full")
     return hpmod.with_changes(cfg, **{"augment.enabled": False, "num_steps": steps, "log_every": steps})
@@ -37,7 +37,7 @@ def bench_ours(steps: int, repeats: int):
     import jax
 
     from dlnotes.experiments import digits_cnn
-    from dlnotes.train import hparams as hpmod
+    from dlnotes import hparams as hpmod
     from dlnotes.train.runner import Runner
 
     cfg = config(steps)

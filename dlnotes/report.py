@@ -1,4 +1,8 @@
-"""Run experiments and write ``report.md``: each claim's number, threshold, pass/fail, figure."""
+"""Run experiments and write ``report.md``: each claim's number, threshold, verdict, figure.
+
+Verdicts (CLAIMS.md): reproduced, differs (the notes' statement does not hold here; the finding
+that explains it is checked), fails (a check failed).
+"""
 from __future__ import annotations
 
 import json
@@ -19,7 +23,7 @@ def _run_one(name: str, workdir: str, profile: str):
     except Exception as e:  # noqa: BLE001 — one broken experiment must not hide the others
         traceback.print_exc()
         err = f"{type(e).__name__}: {e}"
-        claims = [base.Claim(cid, "(experiment raised)", err, "-", False) for cid in base.EXPERIMENTS[name]]
+        claims = [base.Claim(cid, "(experiment raised)", err, "-", "fails") for cid in base.EXPERIMENTS[name]]
     return claims, time.time() - t0, err
 
 
@@ -42,7 +46,8 @@ def run_experiments(workdir: str, *, only=(), profile: str = "fast", jobs: int =
         for c in claims:
             if not only or c.id in only:
                 results.append(c)
-                log(f"  {c.id}: {'pass' if c.passed else 'FAIL'}  {c.measured}  (threshold {c.threshold})")
+                log(f"  {c.id}: {c.verdict.upper() if c.verdict == 'fails' else c.verdict}  {c.measured}  "
+                    f"(threshold {c.threshold})")
 
     if jobs > 1 and len(names) > 1:
         import concurrent.futures as cf
@@ -61,21 +66,31 @@ def run_experiments(workdir: str, *, only=(), profile: str = "fast", jobs: int =
     return results
 
 
+VERDICT_CELL = {"reproduced": "reproduced", "differs": "*differs*", "fails": "**FAILS**"}
+
+
+def summary(claims) -> str:
+    """``"29 reproduced, 3 differs, 0 fails"``."""
+    return ", ".join(f"{sum(c.verdict == v for c in claims)} {v}" for v in base.VERDICTS)
+
+
 def _sort_key(c):
     return int(c.id[1:]) if c.id[1:].isdigit() else 10**6
 
 
 def write_report(workdir: str, claims, *, profile: str, timings: dict) -> str:
     claims = sorted(claims, key=_sort_key)
-    n_pass = sum(c.passed for c in claims)
     lines = [f"# dlnotes report ({profile} profile)", "",
-             f"{n_pass}/{len(claims)} claims pass. Experiments: " +
+             f"{len(claims)} claims: {summary(claims)}. Experiments: " +
              ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()), "",
-             "| claim | statement | measured | threshold | result | figure |",
+             "Verdicts: **reproduced** — the notes' statement holds against CLAIMS.md's threshold; "
+             "**differs** — measured, it does not hold at this scale (the row shows the number; the finding "
+             "that explains it passed its own check); **FAILS** — a check failed, a defect.", "",
+             "| claim | statement | measured | threshold | verdict | figure |",
              "| --- | --- | --- | --- | --- | --- |"]
     for c in claims:
         fig = f"[{os.path.basename(c.figure)}]({os.path.relpath(c.figure, workdir)})" if c.figure else ""
-        cells = [c.id, c.statement, c.measured, c.threshold, "pass" if c.passed else "**FAIL**", fig]
+        cells = [c.id, c.statement, c.measured, c.threshold, VERDICT_CELL[c.verdict], fig]
         lines.append("| " + " | ".join(str(x).replace("|", "\\|") for x in cells) + " |")
     lines += ["", "## Details", ""]
     for c in claims:

@@ -18,7 +18,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     from dlnotes.errors import ConfigError
-    from dlnotes.train.jobs import train_job
+    from dlnotes.jobs import train_job
 
     if FLAGS.config is None:
         raise ConfigError("--config", "required (e.g. --config=configs/lr_stability.py:fast)")

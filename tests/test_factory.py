@@ -9,7 +9,7 @@ import pytest
 
 from dlnotes.errors import ConfigError
 from dlnotes.optim import factory as F
-from dlnotes.train import hparams
+from dlnotes import hparams
 
 
 def _config(name="sgd", num_steps=50, **opt):

@@ -5,12 +5,11 @@ import ml_collections
 import numpy as np
 import pytest
 from flax import nnx
-from scipy import stats
 
 from dlnotes import linear
 from dlnotes.experiments import base, init_variance, relu_elbows, ridge, standardization
 from dlnotes.models import relu_net
-from dlnotes.train.hparams import with_changes
+from dlnotes.hparams import with_changes
 
 
 def _elbow_config(width=8, **model):

@@ -9,7 +9,7 @@ import pytest
 
 from dlnotes.experiments import adaptive, base, momentum
 from dlnotes.train.loop import make_train
-from dlnotes.train import hparams
+from dlnotes import hparams
 
 
 def test_steps_to_tolerance_hand_cases():

@@ -8,7 +8,7 @@ from scipy import stats
 
 from dlnotes.errors import ConfigError
 from dlnotes.models import relu_net
-from dlnotes.train import hparams
+from dlnotes import hparams
 
 
 def _config(**model):

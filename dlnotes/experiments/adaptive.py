@@ -26,8 +26,8 @@ import numpy as np
 from dlnotes import linear
 from dlnotes.errors import check
 from dlnotes.experiments.base import claim
-from dlnotes.experiments.momentum import quadratic_data, quadratic_task, side_by_side_task
-from dlnotes.train.hparams import with_changes
+from dlnotes.experiments.common import quadratic_data, quadratic_task, side_by_side_task
+from dlnotes.hparams import with_changes
 from dlnotes.optim import factory
 from dlnotes.optim.factory import validate_optimizer_config
 from dlnotes.train import plots

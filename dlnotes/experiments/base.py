@@ -16,8 +16,8 @@ import importlib.util
 import os
 from typing import Any
 
-# Experiment name -> claims, in report order. Add a line here when you add an experiment;
-# entries whose module does not exist yet are skipped (see ``available``).
+# Experiment name -> claims, in report order. Add a line here when you add an experiment. Every
+# entry must import: a missing module is an error, never a claim silently dropped from the report.
 _ALL: dict[str, tuple[str, ...]] = {
     "lr_stability": ("C1", "C2", "C5"),
     "sgd_noise": ("C3", "C4"),
@@ -34,38 +34,61 @@ _ALL: dict[str, tuple[str, ...]] = {
     "regularization": ("C31", "C32", "C33"),
 }
 
+EXPERIMENTS: dict[str, tuple[str, ...]] = dict(_ALL)
 
-def available() -> dict[str, tuple[str, ...]]:
-    """The registered experiments whose module exists."""
-    return {n: ids for n, ids in _ALL.items()
-            if importlib.util.find_spec(f"dlnotes.experiments.{n}") is not None}
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 
 
-EXPERIMENTS = available()
-
-CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "configs")
+VERDICTS = ("reproduced", "differs", "fails")
 
 
 @dataclasses.dataclass
 class Claim:
-    """One claim's check: the measured number against its threshold."""
+    """One claim's check: the measured number against its threshold, and a verdict.
+
+    verdict: ``reproduced`` (the notes' statement holds against CLAIMS.md's threshold), ``differs``
+    (measured, it does not hold here; the finding that explains it passed its own check) or
+    ``fails`` (a check failed: a defect). ``passed`` = not ``fails``.
+    """
 
     id: str
     statement: str
     measured: str        # the number(s), formatted
     threshold: str       # what it must satisfy
-    passed: bool
+    verdict: str
     figure: str | None = None
     details: str = ""
 
+    @property
+    def passed(self) -> bool:
+        return self.verdict != "fails"
+
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "passed": self.passed}
 
 
-def claim(id: str, statement: str, measured, threshold: str, passed, figure=None, details="") -> Claim:
+def verdict_of(passed: bool, notes_hold: bool | None = None) -> str:
+    """``fails`` if a check failed; else ``reproduced`` unless the notes' statement was measured
+    not to hold (``notes_hold=False``), then ``differs``."""
+    if not passed:
+        return "fails"
+    return "differs" if notes_hold is False else "reproduced"
+
+
+def claim(id: str, statement: str, measured, threshold: str, passed, figure=None, details="", *,
+          notes_hold=None) -> Claim:
+    """A claim's row.
+
+    passed: every check of this claim held — the notes' statement against its threshold for an
+      ordinary claim; for one whose notes' statement does not hold here, the checks of the finding
+      that explains it (and any exact checks the claim also makes).
+    notes_hold: ``None`` for an ordinary claim (its checks *are* the notes' statement); else whether
+      the notes' statement, measured, held. ``False`` (with ``passed``) gives ``differs``.
+    """
     if not isinstance(measured, str):
         measured = f"{float(measured):.4g}"
-    return Claim(id, statement, measured, threshold, bool(passed), figure, details)
+    return Claim(id, statement, measured, threshold, verdict_of(bool(passed), None if notes_hold is None
+                                                                 else bool(notes_hold)), figure, details)
 
 
 def module(name: str):
@@ -74,8 +97,11 @@ def module(name: str):
 
 
 def load_config(name: str, profile: str = "fast"):
-    """``configs/<name>.py``'s ``get_config(profile)``."""
+    """``configs/<name>.py``'s ``get_config(profile)`` (``dlnotes/configs``, installed with the package)."""
     path = os.path.join(CONFIG_DIR, f"{name}.py")
+    if not os.path.isfile(path):
+        from dlnotes.errors import ConfigError
+        raise ConfigError(path, f"no config for experiment {name!r} (known: {', '.join(EXPERIMENTS)})")
     spec = importlib.util.spec_from_file_location(f"dlnotes_config_{name}", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

@@ -31,7 +31,7 @@ from dlnotes.experiments.base import claim
 from dlnotes.nn import conv as C
 from dlnotes.nn import pool as P
 from dlnotes.train import plots
-from dlnotes.train.hparams import with_changes
+from dlnotes.hparams import with_changes
 
 CLAIMS = ("C19", "C20", "C21", "C22")
 

@@ -36,7 +36,7 @@ from dlnotes.models.base import count_params
 from dlnotes.models.convnext import convnext_block_num_params, make_convnext
 from dlnotes.models.resnet import make_plain_net, make_residual_net, make_resnet, resnet_block_num_params
 from dlnotes.optim.factory import validate_optimizer_config
-from dlnotes.train import hparams as hpmod
+from dlnotes import hparams as hpmod
 from dlnotes.train import plots
 from dlnotes.train.sweep import run_points
 from dlnotes.train.tasks import classification_task

@@ -29,7 +29,7 @@ from dlnotes.experiments.base import claim
 from dlnotes.models.base import count_params
 from dlnotes.models.cnn import make_cnn, make_mlp_classifier
 from dlnotes.optim.factory import validate_optimizer_config
-from dlnotes.train import hparams as hpmod
+from dlnotes import hparams as hpmod
 from dlnotes.train import plots
 from dlnotes.train.sweep import run_points
 from dlnotes.train.tasks import classification_task

@@ -9,7 +9,9 @@ C14  q_l = mean(z_l²), the second moment of layer l's pre-activations z_l = h_{
 C15  relu_elbows' elbow task trained from the four bias policies (fan-in d+1 Xavier, 0, 0.01, N(0, 0.01²)):
      the band max/min of the seed-median final losses must be ≤ 2× ("a small band"); the seeds' own
      spread is reported beside it. Measured here: the band is wide (zero/small biases stack every elbow
-     at x = 0 and Adam often stalls on a plateau), so this check fails and says so.
+     at x = 0 and Adam often stalls on a plateau): verdict ``differs``. The finding that explains it is
+     checked: the fan-in d+1 bias (elbows spread) stalls on no seed and its median is ≤ 2× the best
+     median of the other three.
 """
 from __future__ import annotations
 
@@ -21,14 +23,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from dlnotes.experiments.base import claim
-from dlnotes.experiments.relu_elbows import elbow_task, make_data, validate as validate_elbows
+from dlnotes.experiments.common import elbow_data as make_data, elbow_task, validate_elbows
 from dlnotes.models.relu_net import ACTIVATIONS
 from dlnotes.nn import init as nn_init
 from dlnotes.train import plots
-from dlnotes.train.hparams import with_changes
+from dlnotes.hparams import with_changes
 from dlnotes.train.sweep import run_points
 
 CLAIMS = ("C14", "C15")
+DIFFERS = ("C15",)  # the notes' small band does not reproduce (CLAIMS.md)
 
 PLATEAU = 4.69e-2  # the train loss many runs from elbows clustered at 0 stall at (measured, sin(3x) on [-2, 2])
 
@@ -156,7 +159,8 @@ def _c15(config, workdir):
     spread_init = "xavier_fan_in_plus_one"
     # The notes' "small band" did not reproduce (see details). What is checked instead is the finding
     # that explains the band: spreading the elbows (fan-in d+1 Xavier bias) trains reliably.
-    ok = stalled[spread_init] == 0 and med[spread_init] <= 2.0 * best
+    best_other = min(v for k, v in med.items() if k != spread_init)
+    ok = stalled[spread_init] == 0 and med[spread_init] <= 2.0 * best_other
     steps = np.arange(len(next(iter(curves.values())))) * config.log_every
     fig = plots.learning_curves(curves, os.path.join(workdir, "bias_inits.png"), steps=steps, ylabel="train ½·MSE",
                                 title=f"Elbow task (width {config.model.width}, {config.model.weight_init}): "
@@ -167,7 +171,8 @@ def _c15(config, workdir):
                         "checked: the fan-in d+1 bias, which spreads the elbows, never stalls",
                  f"band {band:.3g}× (seed-to-seed within an init {seed_spread:.3g}×); stalled seeds (≥ 10× best "
                  "median): " + ", ".join(f"{k} {n}/{len(seeds)}" for k, n in stalled.items()),
-                 "fan-in d+1: 0 stalled and median ≤ 2× best (band reported; 'small' = ≤ 2×)", ok, fig,
+                 "notes: band ≤ 2×; finding: fan-in d+1 has 0 stalled seeds and median ≤ 2× the best of the other three "
+                 f"(measured {med[spread_init] / best_other:.3g}×)", ok, fig, notes_hold=small,
                  details=f"{config.optimizer.name} η={config.optimizer.learning_rate}, {config.num_steps} full-batch "
                          f"steps, width {config.model.width}, {config.model.weight_init} weights; final train loss "
                          f"median [min–max] per init: " + "; ".join(

@@ -26,13 +26,14 @@ import numpy as np
 from dlnotes import linear
 from dlnotes.errors import check
 from dlnotes.experiments.base import claim
+from dlnotes.experiments.common import (evaluate_excess, evaluate_path, quadratic_data, quadratic_excess,  # noqa: F401
+                                        quadratic_task, side_by_side_task)
 from dlnotes.optim import transforms
-from dlnotes.optim.factory import make_optimizer, validate_optimizer_config
+from dlnotes.optim.factory import validate_optimizer_config
 from dlnotes.train import plots
-from dlnotes.train.loop import Task
 from dlnotes.train.runner import Runner
 from dlnotes.train.sweep import run_points
-from dlnotes.train.hparams import with_changes
+from dlnotes.hparams import with_changes
 
 CLAIMS = ("C16", "C17")
 
@@ -42,9 +43,6 @@ LABELS = {"sgd": "GD", "momentum": "heavy ball", "nesterov": "Nesterov"}
 
 # ---------------------------------------------------------------- the problem as a task
 
-def quadratic_data(q: linear.Quadratic):
-    """Engine data of a quadratic: ``train = {"A": (d, d), "x_star": (d,)}`` (full batch only)."""
-    return {"train": {"A": q.A, "x_star": q.x_star}, "eigenvalues": q.eigenvalues}
 
 
 def make_data(config, kappa=None, dim=None):
@@ -54,49 +52,12 @@ def make_data(config, kappa=None, dim=None):
     return quadratic_data(q)
 
 
-def quadratic_excess(A, x_star, x):
-    """f(x) − f* = ½(x − x*)ᵀA(x − x*) (no cancellation; ∇ = A(x − x*))."""
-    e = x.reshape(-1) - x_star
-    return 0.5 * e @ (A @ e)
 
 
-def evaluate_excess(params, model_state, data, hp):
-    t = data["train"]
-    return {"excess": quadratic_excess(t["A"], t["x_star"], params),
-            "dist": jnp.linalg.norm(params.reshape(-1) - t["x_star"])}
 
 
-def evaluate_path(params, model_state, data, hp):
-    """As :func:`evaluate_excess`, plus the iterate itself (for trajectories)."""
-    return {**evaluate_excess(params, model_state, data, hp), "x": params}
 
 
-def quadratic_task(config, data, *, optimizer=None, evaluate=evaluate_excess, num_steps=None,
-                   log_every=None, x0=None, kernel=False, init="normal") -> Task:
-    """Task minimizing f(x) − f* = ½(x − x*)ᵀA(x − x*) over x (full batch).
-
-    x0: the given array, else ``model.init_scale`` × (N(0, I) if ``init == "normal"``, random ±1 if
-    ``"signs"``) from the seed key. ``kernel``: x has shape (d, 1), like a dense kernel, so that
-    the optimizer's weight-decay mask (ndim ≥ 2) applies to it.
-    """
-    d = data["train"]["x_star"].shape[0]
-    shape = (d, 1) if kernel else (d,)
-    dtype = data["train"]["A"].dtype
-
-    def init_fn(key, hp):
-        if x0 is not None:
-            return jnp.asarray(x0, dtype).reshape(shape), {}
-        scale = hp["model.init_scale"] if "model.init_scale" in hp else config.model.init_scale
-        z = (jax.random.normal(key, shape, dtype) if init == "normal"
-             else jax.random.rademacher(key, shape, dtype))
-        return scale * z, {}
-
-    def loss(x, ms, batch, key, hp):
-        return quadratic_excess(batch["A"], batch["x_star"], x), ({}, ms)
-
-    return Task(init=init_fn, loss=loss, optimizer=optimizer or (lambda hp: make_optimizer(config, hp)),
-                data=data, num_steps=num_steps or config.num_steps, batch_size=None,
-                log_every=log_every or config.get("log_every", 1), evaluate=evaluate)
 
 
 def validate(config):
@@ -249,33 +210,6 @@ def _run(config, workdir):
     return [c16, c17]
 
 
-def side_by_side_task(configs, data, *, num_steps, x0=None, kernel=False, init="normal") -> Task:
-    """One engine run of several optimizers at once: params ``{label: x}`` (same x0), loss the sum of
-    the copies' f − f* (so each copy gets its own gradient), optimizer ``optax.multi_transform`` of
-    ``make_optimizer(configs[label])`` (the configs' numbers, not traced). One compile for all.
-    """
-    import optax
-
-    base = next(iter(configs.values()))
-    one = quadratic_task(base, data, num_steps=num_steps, log_every=1, x0=x0, kernel=kernel, init=init)
-
-    def init_fn(key, hp):
-        x, ms = one.init(key, hp)
-        return {n: x for n in configs}, ms
-
-    def loss(params, ms, batch, key, hp):
-        return sum(quadratic_excess(batch["A"], batch["x_star"], x) for x in params.values()), ({}, ms)
-
-    def evaluate(params, ms, data, hp):
-        t = data["train"]
-        return {**{f"x/{n}": x for n, x in params.items()},
-                **{f"excess/{n}": quadratic_excess(t["A"], t["x_star"], x) for n, x in params.items()}}
-
-    def optimizer(hp):
-        return optax.multi_transform({n: make_optimizer(c) for n, c in configs.items()}, {n: n for n in configs})
-
-    return Task(init=init_fn, loss=loss, optimizer=optimizer, data=data, num_steps=num_steps, batch_size=None,
-                log_every=1, evaluate=evaluate)
 
 
 def _match_optax(config):

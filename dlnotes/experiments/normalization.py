@@ -27,7 +27,7 @@ from dlnotes.experiments.base import claim
 from dlnotes.models.base import Functional
 from dlnotes.nn import norm as N
 from dlnotes.train import plots
-from dlnotes.train.hparams import with_changes
+from dlnotes.hparams import with_changes
 
 CLAIMS = ("C24", "C25", "C27")
 

@@ -28,11 +28,12 @@ from dlnotes.data.images import load_digits_split
 from dlnotes.errors import check
 from dlnotes.experiments.base import claim
 from dlnotes.nn.regularize import dropout
-from dlnotes.train import hparams as hpmod
+from dlnotes import hparams as hpmod
 from dlnotes.train import plots
-from dlnotes.train.hparams import with_changes
+from dlnotes.hparams import with_changes
 
 CLAIMS = ("C31", "C32", "C33")
+DIFFERS = ("C31", "C33")  # dropout's regularizing effect; smoothing's calibration (CLAIMS.md)
 
 
 # --------------------------------------------------------------------------- task (scripts/train.py)
@@ -159,9 +160,15 @@ def c31(config, workdir):
                 model, p, ms, xb, rates[g], c.mc_samples, jax.random.key(5)))
     worst_rel = max(r[2] for r in mc_rows)
     worst_det = max(r[3] for r in mc_rows)
-    ok = worst_rel <= c.mc_rtol and worst_det == 0.0
-    fig = _figure_c31(rates, gaps, accs, os.path.join(workdir, "dropout_gap.png"))
     i0, i1 = rates.index(0.0), int(np.argmax(rates))
+    dgap = {d: 100 * float(np.mean(gaps[d][:, i1] - gaps[d][:, i0])) for d in gaps}   # points
+    dacc = {d: 100 * float(np.mean(accs[d][:, i1] - accs[d][:, i0])) for d in accs}
+    # The notes: dropout regularizes — a narrower gap (≥ 2 points) at no cost in test accuracy, on both sets.
+    notes_hold = all(dgap[d] <= -2.0 and dacc[d] >= 0.0 for d in gaps)
+    # The finding (CLAIMS.md): no reliable effect on digits; on MNIST-1D a narrower gap, paid for in accuracy.
+    finding = abs(dgap["digits"]) <= 2.0 and dgap["mnist1d"] < 0 and dacc["mnist1d"] < 0
+    ok = worst_rel <= c.mc_rtol and worst_det == 0.0 and (notes_hold or finding)
+    fig = _figure_c31(rates, gaps, accs, os.path.join(workdir, "dropout_gap.png"))
     gap_txt = "; ".join(
         f"{d}: gap {100 * gaps[d][:, i0].mean():.1f} ± {100 * gaps[d][:, i0].std():.1f} without, "
         f"{100 * gaps[d][:, i1].mean():.1f} ± {100 * gaps[d][:, i1].std():.1f} with p={rates[i1]:g} "
@@ -171,7 +178,10 @@ def c31(config, workdir):
                "effect (train − test gap) is measured and reported as found",
         f"‖E_MC − eval‖/‖eval‖ ≤ {worst_rel:.2g} ({c.mc_samples} samples); eval spread over keys {worst_det:g}. "
         f"Regularization (points): {gap_txt}",
-        f"MC error ≤ {c.mc_rtol:g}, eval spread = 0 (the gap is reported, not checked)", ok, fig,
+        f"MC error ≤ {c.mc_rtol:g}, eval spread = 0; notes: Δgap ≤ −2 points and Δtest acc ≥ 0 on both sets "
+        f"(measured Δgap {', '.join(f'{d} {v:+.1f}' for d, v in dgap.items())}; Δacc "
+        f"{', '.join(f'{d} {v:+.1f}' for d, v in dacc.items())}); if not, the finding: |Δgap digits| ≤ 2, "
+        "MNIST-1D Δgap < 0 and Δacc < 0", ok, fig, notes_hold=notes_hold,
         details="Monte Carlo: " + "; ".join(f"{n} p={r:g}: {e:.2g}" for n, r, e, _ in mc_rows)
                 + f". Gap runs: MLP width {config.model.width}, dropout before the output layer, Adam "
                   f"{config.optimizer.learning_rate:g}, batch {config.batch_size}; digits {config.data.n_train} "
@@ -325,7 +335,9 @@ def c33(config, workdir):
            for g in range(len(points))]
     ece = np.array([r["ece"] for r in rel]).reshape(len(seeds), len(epsilons))
     acc = np.asarray(res.metrics["evals"]["test_acc"])[:, -1].reshape(len(seeds), len(epsilons))
-    ok = bool(np.all(rel_err <= c.target_rtol)) and bool(np.all(growth >= c.min_growth))
+    under = _mean_conf_gap(rel[1])  # < 0: the smoothed net is underconfident (the finding behind its ECE)
+    notes_hold = bool(ece[:, 1].mean() < ece[:, 0].mean())  # the notes: smoothing improves calibration
+    ok = bool(np.all(rel_err <= c.target_rtol)) and bool(np.all(growth >= c.min_growth)) and (notes_hold or under < 0)
     better = "one-hot" if ece[:, 0].mean() < ece[:, 1].mean() else f"ε = {eps:g}"
     pooled = [jax.tree.map(np.asarray, reliability_diagram(
         jnp.concatenate([test_logits[g] for g in range(j, len(points), len(epsilons))]),
@@ -341,7 +353,9 @@ def c33(config, workdir):
         f"{100 * ece[:, 0].mean():.1f} ± {100 * ece[:, 0].std():.1f}% vs smoothed {100 * ece[:, 1].mean():.1f} ± "
         f"{100 * ece[:, 1].std():.1f}%: {better} is better calibrated",
         f"within {100 * c.target_rtol:g}% of the target at every logged step ≥ {c.early_step}; one-hot growth "
-        f"≥ {c.min_growth:g} (every seed)", ok, fig,
+        f"≥ {c.min_growth:g} (every seed); notes: smoothed ECE < one-hot ECE; if not, the finding: the smoothed "
+        f"net is underconfident (mean confidence − accuracy < 0, measured {100 * under:+.1f} points)", ok, fig,
+        notes_hold=notes_hold,
         details=f"MLP width {config.model.width} on {c.n_train} digits, Adam {config.optimizer.learning_rate:g}, batch "
                 f"{c.batch_size}, {c.num_steps} steps, {len(seeds)} seeds, ε and seeds in one grid; the gap is "
                 f"z_y − mean_(k≠y) z_k on the training set; test accuracy one-hot "

@@ -23,76 +23,25 @@ import numpy as np
 from flax import nnx
 from scipy import stats
 
-from dlnotes.errors import check
 from dlnotes.experiments.base import claim
+from dlnotes.experiments.common import elbow_data as make_data, elbow_task, target  # noqa: F401
+from dlnotes.experiments.common import validate_elbows as validate  # noqa: F401
 from dlnotes.losses import mse
 from dlnotes.models import relu_net
 from dlnotes.nn import init as nn_init
-from dlnotes.optim.factory import make_optimizer, validate_optimizer_config
 from dlnotes.train import plots
-from dlnotes.train.hparams import with_changes
-from dlnotes.train.loop import Task
+from dlnotes.hparams import with_changes
 from dlnotes.train.sweep import run_points
 
 CLAIMS = ("C6", "C7", "C8")
 
 
-def validate(config):
-    validate_optimizer_config(config)
-    relu_net.make_relu_net(config)  # model keys: ConfigError naming the key
-    d = config.data
-    check(d.n >= 2, "data.n", f"must be ≥ 2, got {d.n}")
-    check(d.hi > d.lo, "data.hi", f"must exceed data.lo={d.lo}")
-    check(config.batch_size == 0 or 0 < config.batch_size <= d.n, "batch_size",
-          f"must be in [0, data.n={d.n}] (0 = full batch)")
 
 
-def target(config, x):
-    """The 1-D target sin(freq·x)."""
-    return jnp.sin(config.data.freq * x)
 
 
-def make_data(config):
-    """Train: ``data.n`` even points of [lo, hi] (+ noise); val: ``data.n_val`` points, noise-free."""
-    d = config.data
-    x = jnp.linspace(d.lo, d.hi, d.n)[:, None]
-    y = target(config, x)
-    if d.noise:
-        y = y + d.noise * jax.random.normal(jax.random.key(config.seed), y.shape)
-    xv = jnp.linspace(d.lo, d.hi, d.n_val)[:, None]
-    return {"train": {"x": x, "y": y}, "val": {"x": xv, "y": target(config, xv)}}
 
 
-def elbow_task(config, data=None) -> Task:
-    """The elbow task: ``make_relu_net(config)`` fitted by ``make_optimizer(config)`` with ½·MSE.
-
-    Evaluations: ``val_mse``, ``train_mse``, the dead mask on the training inputs (H,) and
-    the hidden weights and biases (H,) each (to check that dead units are never touched).
-    """
-    data = data if data is not None else make_data(config)
-    net = relu_net.make_relu_net(config)
-
-    def init(key, hp):
-        return net.init(key, hp)
-
-    def loss(params, ms, batch, key, hp):
-        pred, ms = net.apply(params, ms, batch["x"])
-        return mse(pred, batch["y"]), ({}, ms)
-
-    def evaluate(params, ms, data, hp):
-        p = nnx.to_pure_dict(params)
-        out = {}
-        for split in ("train", "val"):
-            pred, _ = net.apply(params, ms, data[split]["x"])
-            out[f"{split}_mse"] = mse(pred, data[split]["y"])
-        out["dead"] = relu_net.dead_relus(p, data["train"]["x"]).dead
-        out["hidden_w"] = p["hidden"]["kernel"][0]
-        out["hidden_b"] = p["hidden"]["bias"]
-        return out
-
-    return Task(init=init, loss=loss, optimizer=lambda hp: make_optimizer(config, hp), data=data,
-                num_steps=config.num_steps, batch_size=config.batch_size or None,
-                sampling=config.get("sampling", "epoch"), log_every=config.log_every, evaluate=evaluate)
 
 
 def build_task(config):

@@ -24,7 +24,7 @@ from dlnotes.errors import check
 from dlnotes.experiments.base import claim
 from dlnotes.optim.factory import make_optimizer, validate_optimizer_config
 from dlnotes.train import plots
-from dlnotes.train.hparams import with_changes
+from dlnotes.hparams import with_changes
 from dlnotes.train.sweep import run_points
 from dlnotes.train.tasks import least_squares_task
 

@@ -28,7 +28,7 @@ from flax import nnx
 from dlnotes.errors import ConfigError
 from dlnotes.models.base import Functional, functional
 from dlnotes.nn import init as nn_init
-from dlnotes.train import hparams
+from dlnotes import hparams
 
 ACTIVATIONS = {
     "relu": jax.nn.relu,

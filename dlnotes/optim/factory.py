@@ -42,7 +42,7 @@ import optax
 
 from dlnotes.errors import ConfigError
 from dlnotes.optim import transforms
-from dlnotes.train import hparams
+from dlnotes import hparams
 
 SCHEDULES = ("constant", "step", "inverse_time", "exponential", "cosine", "warmup_cosine")
 

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dlnotes.errors import ConfigError
-from dlnotes.train import hparams as hpmod
+from dlnotes import hparams as hpmod
 
 
 def _parse_values(key: str, text: str) -> list:

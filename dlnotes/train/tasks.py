@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dlnotes.train import hparams as hpmod
+from dlnotes import hparams as hpmod
 from dlnotes.train.loop import Task
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from dlnotes.errors import ConfigError
 from dlnotes.experiments import base as xbase
-from dlnotes.train import hparams as hpmod
+from dlnotes import hparams as hpmod
 from dlnotes.train import plots, sweep as sweepmod, workdir as wd
 from dlnotes.train.checkpoint import Checkpointer
 from dlnotes.train.runner import Runner
