@@ -1,0 +1,120 @@
+"""Benchmarks that survive a shared machine: interleaved runs, median per-pair ratios, load, results on disk.
+
+Every benchmark times ours and each baseline *alternately* (A B A B …, the order flipped every
+round so drift hits both), takes the ratio within each round (a pair run back to back sees the
+same machine), and reports the median of those ratios with its spread. The load average is read
+at the start and the end; a result taken above half a core per core is labelled ``noisy`` and is
+not a result to quote. ``write_result`` saves numbers + machine to ``benchmarks/results/<name>.json``.
+
+    from harness import compare, write_result
+    cmp = compare({"ours": run_ours, "torch eager": run_torch}, repeats=5)   # each fn: one timed run -> seconds
+    write_result("cnn", {"comparison": cmp, ...})
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from typing import Callable
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+def load() -> float:
+    """1-minute load average."""
+    return os.getloadavg()[0]
+
+
+def cores() -> int:
+    return os.cpu_count() or 1
+
+
+def noisy(load_avg: float) -> bool:
+    """A load above half a core per core: the measurement is not quotable."""
+    return load_avg > 0.5 * cores()
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def versions() -> dict:
+    out = {"python": platform.python_version()}
+    for mod in ("jax", "jaxlib", "flax", "optax", "numpy", "torch", "torch_geometric", "gensim", "sklearn"):
+        try:
+            m = __import__(mod)
+            out[mod] = getattr(m, "__version__", "?")
+        except Exception:  # noqa: BLE001 — a missing baseline is reported as absent
+            pass
+    return out
+
+
+def machine() -> dict:
+    info = {"cpu": cpu_model(), "cores": cores(), "platform": platform.platform(), "versions": versions()}
+    try:
+        import jax
+        info["jax_devices"] = [str(d) for d in jax.devices()]
+    except Exception:  # noqa: BLE001
+        pass
+    return info
+
+
+def timed(fn: Callable[[], object]) -> float:
+    """Seconds one call of ``fn`` takes (``fn`` must block until its work is done)."""
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def compare(fns: dict[str, Callable[[], float]], *, repeats: int = 5, reference: str | None = None,
+            log=print) -> dict:
+    """Run each ``fns[name]()`` (one timed run, returns seconds) ``repeats`` times, interleaved.
+
+    Returns per-name times, and for each other name the median (min, max) of the per-round ratios
+    time(other) / time(reference) — how many times faster the reference (ours, the first by default) is.
+    """
+    names = list(fns)
+    reference = reference or names[0]
+    load_start = load()
+    times = {n: [] for n in names}
+    for r in range(repeats):
+        order = names if r % 2 == 0 else names[::-1]
+        for n in order:
+            times[n].append(float(fns[n]()))
+        log(f"  round {r + 1}/{repeats}: " + ", ".join(f"{n} {times[n][-1]:.4g} s" for n in names)
+            + f" (load {load():.2f})")
+    load_end = load()
+    ratios = {}
+    for n in names:
+        if n == reference:
+            continue
+        per = [b / a for a, b in zip(times[reference], times[n])]
+        ratios[n] = {"median": statistics.median(per), "min": min(per), "max": max(per), "per_round": per}
+    out = {"reference": reference, "repeats": repeats, "times_s": times,
+           "median_s": {n: statistics.median(v) for n, v in times.items()},
+           "ratio_vs_reference": ratios, "load_start": load_start, "load_end": load_end,
+           "noisy": noisy(load_start) or noisy(load_end)}
+    for n, r in ratios.items():
+        log(f"{reference} vs {n}: {r['median']:.2f}× faster (median of {repeats} interleaved rounds; "
+            f"range {r['min']:.2f}–{r['max']:.2f}){'  [NOISY: load ' + f'{load_start:.1f}→{load_end:.1f}' + ']' if out['noisy'] else ''}")
+    return out
+
+
+def write_result(name: str, payload: dict) -> str:
+    """``benchmarks/results/<name>.json`` with the machine it ran on and the time it was taken."""
+    os.makedirs(RESULTS, exist_ok=True)
+    path = os.path.join(RESULTS, f"{name}.json")
+    doc = {"benchmark": name, "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": machine(), **payload}
+    with open(path, "w") as f:
+        json.dump(doc, f, indent=2, default=float)
+    print(f"-> {path}")
+    return path
