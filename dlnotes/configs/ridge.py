@@ -28,6 +28,7 @@ def get_config(arg: str = "full"):
     c.c11 = ml_collections.ConfigDict(dict(num_seeds=3 if fast else 5, eta_lam_max=1.0))
     # early stopping vs ridge: x ~ N(0, diag(s²)), s² log-spaced in [s2_min, 1], y = xᵀw + noise·ε
     c.c12 = ml_collections.ConfigDict(dict(n=60, n_val=2000, d=30, s2_min=1e-3, noise=1.0, data_seed=1,
-                                           num_steps=20000, log_every=20, eta_lam_max=1.0, num_lambdas=200))
-    c.c13 = ml_collections.ConfigDict(dict(n=50, d=10, noise=0.1, lam=1e-2, num_sigma=13, sigma_min_lo=1e-6))
+                                           num_steps=20000, log_every=10, eta_lam_max=1.0, num_lambdas=200))
+    c.c13 = ml_collections.ConfigDict(dict(n=50, d=10, noise=0.1, lam=1e-2, num_sigma=13, sigma_min_lo=1e-6,
+                                           n_test=2000, input_noise=0.01, ridge_factor=2.0))
     return c

@@ -28,7 +28,7 @@ def get_config(arg: str = "full"):
     c.optimizer.learning_rate = 0.02
     c.c3 = ml_collections.ConfigDict(dict(
         eta_fractions=[0.0125, 0.025, 0.05, 0.1, 0.2], num_seeds=4 if fast else 8,
-        num_steps=8000 if fast else 20000, log_every=10, decay_steps=100))
+        num_steps=20000 if fast else 40000, log_every=10, decay_steps=100))
     c.c4 = ml_collections.ConfigDict(dict(
         n=4096, batch_size=16, epochs=10 if fast else 30, learning_rate=0.05, num_seeds=3 if fast else 5,
         log_every=32))

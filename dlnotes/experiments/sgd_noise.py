@@ -4,8 +4,9 @@ C3  Noisy, overdetermined least squares (x ~ N(0, I_d), y = xᵀw + σε), SGD w
     batch 1 sampled with replacement. With constant η the mean squared distance
     to the empirical optimum ŵ, averaged over the second half of the run,
     grows ∝ η (log-log slope within 0.3 of 1, averaged over seeds), for
-    η ≤ 0.2·(2/E‖x‖²). With the 1/t schedule η_t = η/(1 + t/s) from the same η
-    the final distance keeps shrinking: ≥ 10× below constant η's.
+    η ≤ 0.2·(2/E‖x‖²). With the 1/t schedule η_t = η/(1 + (η/η_top)·t/s) from the same η
+    (decay after ≈ s·η_top/η steps) the final distance keeps shrinking: ≥ 10× below constant η's, at
+    every η.
 C4  On a large noisy dataset (L* > 0), epochs with reshuffling and sampling with
     replacement reach the same final loss within 5% when η is decayed to ~0
     (cosine); with constant η the seed means are reported side by side.
@@ -85,20 +86,23 @@ def _c3(config, workdir):
 
     dcfg = with_changes(cfg, **{"optimizer.schedule.name": "inverse_time", "optimizer.schedule.decay_rate": 1.0,
                          "optimizer.schedule.step_size": c.decay_steps})
-    _, dres = run_points(build_task(dcfg, data), dcfg, points, progress="C3 1/t schedule")
+    # η_t = η/(1 + (η/η_top)·t/s): decay starts after ≈ s·η_top/η steps, the same amount of progress
+    # Σ η_t for every η (with one s for all, a small η's run decays before its bias has gone).
+    dpoints = [{**p, "optimizer.schedule.decay_rate": p["optimizer.learning_rate"] / etas[-1]} for p in points]
+    _, dres = run_points(build_task(dcfg, data), dcfg, dpoints, progress="C3 1/t schedule")
     dd2 = np.asarray(dres.metrics["evals"]["dist2"]).reshape(len(seeds), len(etas), -1)
     final_decay = dd2[..., -1].mean(0)
-    ratio = stationary.mean(0)[-1] / final_decay[-1]
+    ratios = stationary.mean(0) / final_decay          # constant / decayed, at every η
+    ratio = float(ratios.min())
     ok = abs(slope - 1.0) <= 0.3 and ratio >= 10
     fig = _figure_c3(etas, stationary, d2, dd2, c.log_every, os.path.join(workdir, "sgd_noise_ball.png"))
     return claim("C3", "constant-η SGD only sort of converges: stationary distance ∝ η; a decaying η keeps shrinking",
                  f"slope {slope:.3f} (per seed {', '.join(f'{s:.2f}' for s in slopes)}); "
-                 f"constant/decayed final distance at the largest η = {ratio:.1f}×",
-                 "|slope − 1| ≤ 0.3 and ≥ 10×", ok, fig,
+                 f"constant/decayed final distance ≥ {ratio:.1f}× (at each η: "
+                 + ", ".join(f"{r:.3g}" for r in ratios) + ")",
+                 "|slope − 1| ≤ 0.3; ≥ 10× at every η", ok, fig,
                  details=f"η up to {c.eta_fractions[-1]}·(2/E‖x‖²), batch 1 with replacement, "
-                         f"{c.num_steps} steps, 1/t decay η/(1 + t/{c.decay_steps}); "
-                         f"decayed/constant at each η: "
-                         + ", ".join(f"{a / b:.3g}" for a, b in zip(final_decay, stationary.mean(0))))
+                         f"{c.num_steps} steps, 1/t decay η/(1 + (η/η_top)·t/{c.decay_steps}) (η_top = the largest η)")
 
 
 def _c4(config, workdir):

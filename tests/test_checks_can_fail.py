@@ -1,0 +1,61 @@
+"""Every claim check can fail: crafted inputs that must give ``fails`` (or a failing check)."""
+import jax
+import numpy as np
+import pytest
+
+from dlnotes.experiments import base, init_variance, momentum, ridge, sgd_noise
+from dlnotes.hparams import with_changes
+
+
+def test_verdict_rules():
+    assert base.claim("C0", "s", 1.0, "t", True).verdict == "reproduced"
+    assert base.claim("C0", "s", 1.0, "t", False).verdict == "fails"
+    assert base.claim("C0", "s", 1.0, "t", True, notes_hold=False).verdict == "differs"
+    assert base.claim("C0", "s", 1.0, "t", False, notes_hold=False).verdict == "fails"
+    assert base.claim("C0", "s", 1.0, "t", True, notes_hold=True).verdict == "reproduced"
+    assert not base.claim("C0", "s", 1.0, "t", False).passed
+
+
+def test_c13_fails_without_regularization(tmp_path):
+    cfg = base.load_config("ridge", "fast")
+    with jax.enable_x64(True):
+        good = ridge._c13(cfg, str(tmp_path))
+        bad = ridge._c13(with_changes(cfg, **{"c13.lam": 1e-16}), str(tmp_path))  # "ridge" = OLS
+    assert good.verdict == "reproduced"
+    assert bad.verdict == "fails", bad.measured
+
+
+def test_c12_fails_when_t10_is_not_measured(tmp_path):
+    cfg = with_changes(base.load_config("ridge", "fast"), **{"c12.log_every": 20, "c12.num_steps": 2000})
+    with jax.enable_x64(True):
+        c = ridge._c12(cfg, str(tmp_path))
+    assert c.verdict == "fails" and "t = 20," in c.measured
+
+
+def test_c3_fails_when_a_small_step_has_too_few_steps(tmp_path):
+    cfg = with_changes(base.load_config("sgd_noise", "fast"), **{"c3.num_steps": 2000, "c3.num_seeds": 2})
+    c = sgd_noise._c3(cfg, str(tmp_path))
+    assert c.verdict == "fails", c.measured   # the smallest η's decayed run is < 10× below its plateau
+
+
+def test_c16_c17_fail_when_the_tolerance_is_never_reached():
+    inf = float("inf")
+    assert momentum.c16_check(0.0, 500.0, 50.0)[0]
+    assert not momentum.c16_check(0.0, inf, 50.0)[0]          # GD never reached it: no speed-up to claim
+    assert not momentum.c16_check(0.0, inf, inf)[0]
+    assert not momentum.c16_check(1e-6, 500.0, 50.0)[0]
+    assert momentum.c17_check(40.0, 60.0, 60.0, 50.0, 0.0)
+    assert not momentum.c17_check(40.0, inf, 60.0, 50.0, 0.0)  # heavy ball's default never reached it
+    assert not momentum.c17_check(40.0, 60.0, 55.0, 50.0, 0.0)  # ratio 1.1 < 1.15
+
+
+def test_c15_finding_compares_with_the_others_only():
+    finals = {"xavier_fan_in_plus_one": np.array([1.2, 1.3, 1.1]), "zeros": np.array([0.3, 50.0, 60.0]),
+              "constant_0.01": np.array([0.4, 0.5, 40.0]), "normal_0.01": np.array([0.45, 0.5, 0.6])}
+    band, small, ok, med, stalled, best_other = init_variance.c15_check(finals)
+    assert not small and best_other == pytest.approx(0.5)
+    assert not ok          # fan-in's median 1.2 > 2 × 0.5: the finding fails
+    finals["xavier_fan_in_plus_one"] = np.array([0.5, 0.6, 0.7])
+    assert init_variance.c15_check(finals)[2]
+    finals["xavier_fan_in_plus_one"] = np.array([0.5, 0.6, 30.0])   # a stalled seed
+    assert not init_variance.c15_check(finals)[2]
