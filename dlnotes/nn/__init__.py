@@ -8,6 +8,8 @@ from dlnotes.nn.init import (bias_init, he_normal, he_uniform, lecun_normal, lec
                              xavier_normal, xavier_uniform)
 from dlnotes.nn.norm import batch_norm, group_norm, instance_norm, layer_norm, rms_norm, weight_standardize
 from dlnotes.nn.pool import avg_pool, max_pool, pick_pool, subsample, weighted_pool
+from dlnotes.nn.recurrent import (bidirectional, fir_filter, gru_cell, iir_filter, impulse_response, lstm_cell,
+                                  rnn_cell, scan_cell, stacked, state_jacobian_norms)
 from dlnotes.nn.regularize import dropout, stochastic_depth
 
 __all__ = [
@@ -16,5 +18,7 @@ __all__ = [
     "xavier_normal", "xavier_uniform",
     "batch_norm", "group_norm", "instance_norm", "layer_norm", "rms_norm", "weight_standardize",
     "avg_pool", "max_pool", "pick_pool", "subsample", "weighted_pool",
+    "bidirectional", "fir_filter", "gru_cell", "iir_filter", "impulse_response", "lstm_cell", "rnn_cell",
+    "scan_cell", "stacked", "state_jacobian_norms",
     "dropout", "stochastic_depth",
 ]
