@@ -1,5 +1,7 @@
 """Config + workdir -> a finished run on disk. Used by ``scripts/train.py`` and ``scripts/sweep.py``.
 
+Above the experiments (it looks an experiment up by its config's name), below the scripts.
+
 train_job: one run; writes config.json, metrics.jsonl (one row per logged step),
 learning_curve.png, checkpoints/ (resumed when rerun after a kill), DONE.
 sweep_job: a grid in one compiled call; writes sweep.jsonl (one row per point),
@@ -58,12 +60,19 @@ def train_job(config, workdir: str, *, overwrite: bool = False, progress: bool =
               chunk_steps: int | None = None):
     task = build_task(config)
     wd.prepare(workdir, config, overwrite=overwrite, kind="train")
+    try:
+        return _train(task, config, workdir, progress, chunk_steps)
+    finally:
+        wd.release(workdir)
+
+
+def _train(task, config, workdir, progress, chunk_steps):
     runner = Runner(task)
     hp = hpmod.from_config(config)
     key = jax.random.key(int(config.get("seed", 0)))
     ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
     chunk = chunk_steps or int(config.get("chunk_steps", 0)) or None
-    res = runner.run(hp, key, chunk_steps=chunk, checkpointer=ckpt, progress="train")
+    res = runner.run(hp, key, chunk_steps=chunk, checkpointer=ckpt, progress="train" if progress else False)
     ckpt.close()
     rows = _metric_rows(res.metrics, task.log_every, task.num_steps)
     sweepmod.write_jsonl(os.path.join(workdir, "metrics.jsonl"), rows)
@@ -91,6 +100,19 @@ def check_sweep(config, spec):
     return sweep, points
 
 
+def sweep_kind(spec) -> str:
+    """What a sweep workdir holds (saved in config.json; a rerun with another grid is refused)."""
+    return f"sweep {json.dumps(sweepmod.parse_sweep(spec), sort_keys=True)}"
+
+
+def prepare_sweep(config, spec, workdir: str, *, overwrite: bool = False):
+    """Validate a sweep and make its workdir ready, before any process compiles (``--processes``):
+    this process holds the workdir and hands it to the processes it launches."""
+    check_sweep(config, spec)
+    wd.prepare(workdir, config, overwrite=overwrite, kind=sweep_kind(spec))
+    wd.hand_to_children(workdir)
+
+
 def sweep_job(config, spec, workdir: str, *, overwrite: bool = False, progress: bool = True,
               chunk_steps: int | None = None, map_batch_size: int | None = None, shard: bool = True):
     """Train the grid; rows to ``workdir/sweep.jsonl`` (written by process 0).
@@ -102,13 +124,21 @@ def sweep_job(config, spec, workdir: str, *, overwrite: bool = False, progress: 
 
     sweep, points = check_sweep(config, spec)
     task = build_task(config)
-    kind = f"sweep {json.dumps(sweep, sort_keys=True)}"
+    kind = sweep_kind(spec)
     lead = jax.process_index() == 0
-    if lead:
+    if lead:  # process 0 holds the workdir for all (or runs under its launcher's hold)
         wd.prepare(workdir, config, overwrite=overwrite, kind=kind)
     parallel.barrier("dlnotes-prepared")
     if not lead:
-        wd.prepare(workdir, config, overwrite=False, kind=kind)
+        wd.prepare(workdir, config, overwrite=False, kind=kind, hold=False)
+    try:
+        return _sweep(task, config, sweep, points, workdir, lead, progress, chunk_steps, map_batch_size, shard)
+    finally:
+        wd.release(workdir)
+
+
+def _sweep(task, config, sweep, points, workdir, lead, progress, chunk_steps, map_batch_size, shard):
+    from dlnotes.train import parallel
 
     sharding = parallel.grid_sharding() if shard else None
     n_local_dev = len(sharding.mesh.devices.flat) if sharding is not None else 1
@@ -123,7 +153,9 @@ def sweep_job(config, spec, workdir: str, *, overwrite: bool = False, progress: 
                      progress=f"sweep x{len(points)}" if (progress and lead) else False)
     ckpt.close()
     gathered = parallel.allgather({"diverged": np.asarray(res.state.diverged),
-                                   "diverged_at": np.asarray(res.state.diverged_at), "metrics": res.metrics})
+                                   "diverged_at": np.asarray(res.state.diverged_at), "metrics": res.metrics,
+                                   "resumed_from": np.asarray([-1 if res.resumed_from is None
+                                                               else res.resumed_from])})
     n = len(points)
     full = _Result(state=_State(gathered["diverged"][:n], gathered["diverged_at"][:n]),
                    metrics=jax.tree.map(lambda x: x[:n], gathered["metrics"]))
@@ -134,6 +166,13 @@ def sweep_job(config, spec, workdir: str, *, overwrite: bool = False, progress: 
         plots.sweep_figure(rows, os.path.join(workdir, "sweep.png"), x=keys_swept[0],
                            y=keys_swept[1] if len(keys_swept) > 1 else None,
                            curves=full.metrics["steps"]["loss"], title=f"{config.experiment} sweep")
+        resumed = [None if r < 0 else int(r) for r in np.asarray(gathered["resumed_from"]).reshape(-1)]
+        layout = {"points": n, "padded_points": len(padded), "processes": jax.process_count(),
+                  "devices_per_process": n_local_dev, "devices": jax.process_count() * n_local_dev,
+                  "points_per_device": len(padded) // (jax.process_count() * n_local_dev),
+                  "resumed_from": resumed}
+        with open(os.path.join(workdir, "summary.json"), "w") as f:
+            json.dump(layout, f, indent=2)
         wd.mark_done(workdir)
     parallel.barrier("dlnotes-written")
     return full, rows

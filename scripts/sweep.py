@@ -35,10 +35,9 @@ def main(argv):
     if FLAGS.processes > 1:  # validate here, then hand the work to N local processes
         import sys
 
-        from dlnotes.train import jobs, parallel, workdir
-        jobs.check_sweep(FLAGS.config, FLAGS.sweep)
-        workdir.prepare(FLAGS.workdir, FLAGS.config, overwrite=FLAGS.overwrite,
-                        kind=f"sweep {jobs.json.dumps(jobs.sweepmod.parse_sweep(FLAGS.sweep), sort_keys=True)}")
+        from dlnotes.jobs import prepare_sweep
+        from dlnotes.train import parallel
+        prepare_sweep(FLAGS.config, FLAGS.sweep, FLAGS.workdir, overwrite=FLAGS.overwrite)
         argv = [a for a in sys.argv if not a.startswith(("--processes", "--overwrite"))]
         sys.exit(parallel.launch_local(argv, FLAGS.processes))
     if FLAGS.coordinator or FLAGS.distributed:
