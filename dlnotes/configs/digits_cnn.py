@@ -27,9 +27,11 @@ def get_config(arg: str = "full"):
     c.batch_size = 32
     c.sampling = "epoch"
     c.epochs = 30
-    steps_per_epoch = N_TRAIN // c.batch_size
+    # Derived lazily (ml_collections field references), so --config.epochs / --config.batch_size on the
+    # command line move them too; an explicit --config.num_steps still wins.
+    steps_per_epoch = N_TRAIN // c.get_ref("batch_size")
     c.log_every = 5 * steps_per_epoch              # one evaluation every 5 epochs
-    c.num_steps = c.epochs * steps_per_epoch
+    c.num_steps = c.get_ref("epochs") * steps_per_epoch
     c.data = ml_collections.ConfigDict(dict(seed=0, n_val=180, n_test=360, min_shift=1, max_shift=2,
                                             shift_seed=1))
     c.model = ml_collections.ConfigDict(dict(
