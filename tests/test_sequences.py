@@ -1,4 +1,5 @@
 """dlnotes.data.sequences: the generated tasks against a plain-Python reading of their rules."""
+import jax
 import numpy as np
 
 from dlnotes.data import sequences as seq
@@ -90,3 +91,17 @@ def test_recall_first_token():
     assert (np.asarray(b["y"]) == x[:, 0]).all()
     # the first token's class is uniform: chance is 1/8
     assert np.abs(np.bincount(x[:, 0], minlength=8) / 1000 - 1 / 8).max() < 0.05
+
+
+def test_by_length_pads_every_field():
+    b = seq.by_length(0, seq.copy_through_map, 3, [2, 5, 4])
+    assert b["src"].shape == (9, 5) and b["tgt_out"].shape == (9, 6)
+    assert np.asarray(b["src_len"]).tolist() == [2] * 3 + [5] * 3 + [4] * 3
+    assert (np.asarray(b["src_mask"]).sum(1) == np.asarray(b["src_len"])).all()
+    assert (np.asarray(b["tgt_mask"]).sum(1) == np.asarray(b["src_len"]) + 1).all()
+    assert (np.asarray(b["align"])[0, 2:] == -1).all()
+    out = np.asarray(b["tgt_out"])
+    assert (out[np.arange(9), np.asarray(b["src_len"])] == seq.EOS).all()
+    # a padded pair equals the same pair generated at its own length
+    exact = seq.copy_through_map(jax.random.fold_in(jax.random.key(0), 2), 3, (2, 2))
+    assert (np.asarray(b["tgt"])[:3, :2] == np.asarray(exact["tgt"])).all()

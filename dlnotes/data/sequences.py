@@ -200,6 +200,29 @@ def recall_first_token(key, n: int, num_distractors: int, *, vocab: int = 8) -> 
     return {"x": x, "y": x[:, 0]}
 
 
+def pad_to(batch: dict, max_len: int) -> dict:
+    """Pad a seq2seq batch (of width S = T ≤ max_len) to width ``max_len`` (targets max_len + 1) with
+    PAD / False / −1, e.g. to stack test sets of several fixed lengths."""
+    out = {}
+    for name, v in batch.items():
+        extra = max_len + (1 if name in ("tgt_in", "tgt_out", "tgt_mask") else 0) - (v.shape[1] if v.ndim > 1 else 0)
+        if v.ndim < 2 or extra == 0:
+            out[name] = v
+            continue
+        fill = False if v.dtype == jnp.bool_ else (-1 if name == "align" else PAD)
+        out[name] = jnp.pad(v, ((0, 0), (0, extra)), constant_values=fill)
+    return out
+
+
+def by_length(key, generator, n_per_length: int, lengths: Sequence[int], **kwargs) -> dict:
+    """A test set with ``n_per_length`` pairs of every length in ``lengths`` (in that order), padded to
+    the longest: ``generator(key, n, (L, L), **kwargs)`` for each L, concatenated."""
+    key = _key(key)
+    hi = max(lengths)
+    parts = [pad_to(generator(jax.random.fold_in(key, L), n_per_length, (L, L), **kwargs), hi) for L in lengths]
+    return {name: jnp.concatenate([p[name] for p in parts]) for name in parts[0]}
+
+
 def exact_match(pred, target, mask) -> jax.Array:
     """(n,) bool: every masked position of ``pred`` equals ``target`` (a sequence is right or wrong)."""
     return jnp.all((pred == target) | ~mask, axis=-1)

@@ -6,10 +6,11 @@ calls the pure cell inside one ``lax.scan`` (``Recurrent``); nothing nnx runs in
 tasks); ``IIRFilter`` is a learnable IIR filter. ``make_*(config)`` return pure ``init``/``apply``
 (``dlnotes.models.base.functional``).
 
-Initialization (vanilla cells): W_hh = radius · Q with Q a random orthogonal matrix, so the
-recurrent spectral radius is exactly ``radius`` (traced: ``model.radius``); W_ih ~ N(0, 1/D).
-LSTM / GRU: PyTorch's U(−1/√H, 1/√H) for every weight and bias, except the LSTM's forget-gate bias
-which is ``forget_bias`` (traced: ``model.forget_bias``).
+Initialization: PyTorch's U(−1/√H, 1/√H) for every weight and bias (the two biases of
+``torch.nn.RNN``/``LSTM`` summed into one), except the vanilla cell's W_hh = radius · Q with Q a random
+orthogonal matrix, so its recurrent spectral radius is exactly ``radius`` (traced: ``model.radius``;
+PyTorch's own uniform W_hh has radius ≈ 1/√3 ≈ 0.58), and the LSTM's forget-gate bias, which is
+``forget_bias`` (traced: ``model.forget_bias``).
 """
 from __future__ import annotations
 
@@ -39,17 +40,16 @@ class RecurrentCell(nnx.Module):
         self.kind, self.hidden, self.activation, self.ln = kind, hidden, activation, ln
         g = _GATES[kind]
         k1, k2, k3, k4 = jax.random.split(rngs.params(), 4)
+        bound = 1.0 / jnp.sqrt(hidden)
+
+        def u(k, shape):
+            return jax.random.uniform(k, shape, param_dtype, -bound, bound)
+
         if kind == "rnn":
-            w_ih = jax.random.normal(k1, (in_features, hidden), param_dtype) / jnp.sqrt(in_features)
             q = jax.nn.initializers.orthogonal()(k2, (hidden, hidden), param_dtype)
-            self.w_ih, self.w_hh = nnx.Param(w_ih), nnx.Param(radius * q)
-            self.b = nnx.Param(jnp.zeros((hidden,), param_dtype))
+            self.w_ih, self.w_hh = nnx.Param(u(k1, (in_features, hidden))), nnx.Param(radius * q)
+            self.b = nnx.Param(u(k3, (hidden,)) + u(k4, (hidden,)))
         else:
-            bound = 1.0 / jnp.sqrt(hidden)
-
-            def u(k, shape):
-                return jax.random.uniform(k, shape, param_dtype, -bound, bound)
-
             self.w_ih = nnx.Param(u(k1, (in_features, g * hidden)))
             self.w_hh = nnx.Param(u(k2, (hidden, g * hidden)))
             if kind == "lstm":
@@ -128,12 +128,13 @@ def make_recurrent_classifier(config) -> Functional:
 
 
 class IIRFilter(nnx.Module):
-    """A learnable IIR filter y_t = Σ a_i y_{t−i} + Σ b_j x_{t−j} (``order`` = p feedback, q+1 taps)."""
+    """A learnable IIR filter y_t = Σ a_i y_{t−i} + Σ b_j x_{t−j} (``order`` = p feedback, q+1 taps);
+    coefficients start at init_scale · N(0, 1)."""
 
-    def __init__(self, order: int, num_taps: int = 1, *, rngs: nnx.Rngs, param_dtype=jnp.float32):
-        del rngs
-        self.a = nnx.Param(jnp.zeros((order,), param_dtype))
-        self.b = nnx.Param(jnp.zeros((num_taps,), param_dtype))
+    def __init__(self, order: int, num_taps: int = 1, *, rngs: nnx.Rngs, init_scale=0.0, param_dtype=jnp.float32):
+        ka, kb = jax.random.split(rngs.params())
+        self.a = nnx.Param(init_scale * jax.random.normal(ka, (order,), param_dtype))
+        self.b = nnx.Param(init_scale * jax.random.normal(kb, (num_taps,), param_dtype))
 
     def __call__(self, x, *, train: bool = False, key=None):
         del train, key

@@ -1,0 +1,41 @@
+"""Seq2seq GRUs with and without attention: copy through a fixed token map, toy translation (claim C41).
+
+    python scripts/reproduce.py --only=C41 --workdir=/tmp/s2s
+    python scripts/train.py --config=configs/seq2seq_attention.py:fast --workdir=/tmp/s2s1
+    python scripts/train.py --config=configs/seq2seq_attention.py:fast --workdir=/tmp/s2s2 --config.model.attention=none
+    python scripts/sweep.py --config=configs/seq2seq_attention.py:fast --workdir=/tmp/s2ss --sweep="seed=0:3"
+
+Data (``dlnotes.data.sequences``): ``copy_through_map`` with ``data.vocab`` content tokens, training
+lengths uniform in [data.min_len, data.max_len], ``data.n_train`` pairs sampled with replacement;
+test: ``data.n_per_length`` pairs of every length min_len…max_len, decoded greedily.
+``model.attention``: none | additive | dot. ``task``: "copy" (C41) or "translation" (the toy
+translation with adjective–noun swaps, lengths ``translation.min_len``–``max_len``).
+"""
+import ml_collections
+
+from dlnotes.optim.factory import default_optimizer_config
+
+
+def get_config(arg: str = "full"):
+    fast = arg == "fast"
+    c = ml_collections.ConfigDict()
+    c.experiment = "seq2seq_attention"
+    c.task = "copy"
+    c.seed = 0
+    c.batch_size = 64
+    c.sampling = "replacement"
+    c.num_steps = 600
+    c.log_every = 600
+    c.data = ml_collections.ConfigDict(dict(seed=0, vocab=10, min_len=5, max_len=30, n_train=8192,
+                                            n_per_length=32, test_seed=1, map_seed=0))
+    c.translation = ml_collections.ConfigDict(dict(min_len=4, max_len=16, num_steps=600))
+    c.model = ml_collections.ConfigDict(dict(cell="gru", embed=32, hidden=128, attention="additive"))
+    c.optimizer = default_optimizer_config()
+    c.optimizer.name = "adam"
+    c.optimizer.learning_rate = 3e-3
+    c.optimizer.clip_norm = 1.0
+    # what run() compares: attention variants (the first is the claim's "with attention"), seeds
+    c.check = ml_collections.ConfigDict(dict(
+        attentions=["additive", "none"] if fast else ["additive", "dot", "none"],
+        num_seeds=1 if fast else 3))
+    return c

@@ -1,0 +1,148 @@
+"""Encoder–decoder RNNs with and without attention (flax.nnx over ``dlnotes.nn.recurrent``).
+
+Encoder: embed the source, one masked ``lax.scan`` of a GRU/LSTM/RNN cell -> states e_1..e_S and the
+final state (at each sequence's last valid token). The decoder starts from that final state:
+without attention it is the only thing the decoder knows about the source (the bottleneck). Each
+decoder step t, from the previous state s_{t−1} and previous token y_{t−1} (Bahdanau et al. 2015):
+
+    α_t = softmax_j score(s_{t−1}, e_j) over valid j;  c_t = Σ_j α_tj e_j      (attention only)
+    s_t = cell(s_{t−1}, [embed(y_{t−1}); c_t]);  logits_t = W_o [s_t; c_t] + b_o
+
+    score = v·tanh(W_q s + W_k e + b)   ("additive")   or   (W_q s)·e / √H   ("dot")
+
+Training uses teacher forcing (the decoder reads BOS, y_1, …, y_T); evaluation decodes greedily
+inside one ``lax.scan`` that feeds back its own argmax (``mode="greedy"``). Both run the same
+``decode_step``. Token conventions (PAD/BOS/EOS) are those of ``dlnotes.data.sequences``.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from dlnotes.data.sequences import BOS, NUM_SPECIAL
+from dlnotes.errors import check
+from dlnotes.models.base import Functional, functional
+from dlnotes.models.rnn import KINDS, RecurrentCell
+from dlnotes.nn import recurrent as rec
+
+ATTENTION = ("none", "additive", "dot")
+
+
+# --------------------------------------------------------------------------- attention math
+def additive_scores(q_proj: jax.Array, k_proj: jax.Array, v: jax.Array) -> jax.Array:
+    """Bahdanau scores v·tanh(W_q s + W_k e_j + b): q_proj (N, A), k_proj (N, S, A), v (A,) -> (N, S)."""
+    return jnp.tanh(q_proj[:, None, :] + k_proj) @ v
+
+
+def dot_scores(q_proj: jax.Array, keys: jax.Array) -> jax.Array:
+    """Scaled dot-product scores (W_q s)·e_j/√H: q_proj (N, H), keys (N, S, H) -> (N, S)."""
+    return jnp.einsum("nh,nsh->ns", q_proj, keys) / jnp.sqrt(keys.shape[-1])
+
+
+def attend(scores: jax.Array, values: jax.Array, mask: jax.Array):
+    """Masked softmax over source positions and the context: (weights (N, S), context (N, H))."""
+    scores = jnp.where(mask, scores, -jnp.inf)
+    w = jax.nn.softmax(scores, axis=-1)
+    w = jnp.where(mask, w, 0.0)
+    return w, jnp.einsum("ns,nsh->nh", w, values)
+
+
+def sequence_cross_entropy(logits: jax.Array, targets: jax.Array, mask: jax.Array) -> jax.Array:
+    """Mean token cross-entropy over the valid (mask) positions: logits (N, T, V), targets (N, T)."""
+    logp = jax.nn.log_softmax(logits, axis=-1)
+    nll = -jnp.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]
+    return jnp.sum(nll * mask) / jnp.maximum(jnp.sum(mask), 1)
+
+
+# --------------------------------------------------------------------------- model
+class Seq2Seq(nnx.Module):
+    """Encoder–decoder over token ids of ``vocab_size`` (content + PAD/BOS/EOS).
+
+    ``__call__(batch, mode="teacher")`` -> {"logits" (N, T+1, V), "attention" (N, T+1, S)} from
+    ``batch["src"], batch["src_mask"], batch["tgt_in"]``; ``mode="greedy"`` decodes ``tgt_in``'s length
+    steps from BOS and also returns ``tokens`` (N, T+1).
+    """
+
+    def __init__(self, vocab_size: int, embed: int, hidden: int, *, rngs: nnx.Rngs, cell: str = "gru",
+                 attention: str = "none"):
+        self.attention, self.hidden, self.kind = attention, hidden, cell
+        self.src_embed = nnx.Embed(vocab_size, embed, rngs=rngs)
+        self.tgt_embed = nnx.Embed(vocab_size, embed, rngs=rngs)
+        self.encoder = RecurrentCell(cell, embed, hidden, rngs=rngs)
+        ctx = hidden if attention != "none" else 0
+        self.decoder = RecurrentCell(cell, embed + ctx, hidden, rngs=rngs)
+        if attention == "additive":
+            self.att_q = nnx.Linear(hidden, hidden, use_bias=False, rngs=rngs)
+            self.att_k = nnx.Linear(hidden, hidden, rngs=rngs)
+            self.att_v = nnx.Param(jax.random.normal(rngs.params(), (hidden,)) / jnp.sqrt(hidden))
+        elif attention == "dot":
+            self.att_q = nnx.Linear(hidden, hidden, use_bias=False, rngs=rngs)
+        self.out = nnx.Linear(hidden + ctx, vocab_size, rngs=rngs)
+
+    # pieces usable step by step (tests, inspection)
+    def encode(self, src, src_mask):
+        """-> (decoder initial carry, memory) where memory = (states (N, S, H), keys, mask)."""
+        x = self.src_embed(src)
+        carry0 = self.encoder.initial_carry(src.shape[0], x.dtype)
+        carry, states = rec.scan_cell(self.encoder.pure(), self.encoder.arrays(), x, carry0, mask=src_mask)
+        keys = self.att_k(states) if self.attention == "additive" else states
+        return carry, (states, keys, src_mask)
+
+    def decode_step(self, carry, token, memory):
+        """One decoder step from the previous carry and token: -> (carry, logits (N, V), weights (N, S))."""
+        states, keys, mask = memory
+        x = self.tgt_embed(token)
+        s_prev = rec.cell_hidden(carry)
+        if self.attention == "none":
+            w = jnp.zeros(states.shape[:2], states.dtype)
+            carry, s = self.decoder(carry, x)
+            return carry, self.out(s), w
+        q = self.att_q(s_prev)
+        scores = additive_scores(q, keys, self.att_v[...]) if self.attention == "additive" else dot_scores(q, keys)
+        w, c = attend(scores, states, mask)
+        carry, s = self.decoder(carry, jnp.concatenate([x, c], axis=-1))
+        return carry, self.out(jnp.concatenate([s, c], axis=-1)), w
+
+    def __call__(self, batch, *, train: bool = False, key=None, mode: str = "teacher"):
+        del train, key
+        carry0, memory = self.encode(batch["src"], batch["src_mask"])
+        steps = batch["tgt_in"].shape[1]
+
+        def step(carry, token):   # reads the parameters only: safe inside lax.scan
+            return self.decode_step(carry, token, memory)
+
+        if mode == "teacher":
+            def body(carry, token):
+                carry, logits, w = step(carry, token)
+                return carry, (logits, w)
+
+            _, (logits, w) = jax.lax.scan(body, carry0, batch["tgt_in"].T)
+            return {"logits": jnp.swapaxes(logits, 0, 1), "attention": jnp.swapaxes(w, 0, 1)}
+        if mode != "greedy":
+            raise ValueError(f"mode must be 'teacher' or 'greedy', got {mode!r}")
+
+        def greedy(c, _):
+            carry, token = c
+            carry, logits, w = step(carry, token)
+            nxt = jnp.argmax(logits, axis=-1).astype(token.dtype)
+            return (carry, nxt), (logits, w, nxt)
+
+        bos = jnp.full(batch["src"].shape[:1], BOS, batch["tgt_in"].dtype)
+        _, (logits, w, tokens) = jax.lax.scan(greedy, (carry0, bos), None, length=steps)
+        return {"logits": jnp.swapaxes(logits, 0, 1), "attention": jnp.swapaxes(w, 0, 1),
+                "tokens": tokens.T}
+
+
+def make_seq2seq(config) -> Functional:
+    """Config ``model``: cell (gru|lstm|rnn), embed, hidden, attention (none|additive|dot), vocab
+    (content tokens; the model's vocabulary adds PAD/BOS/EOS)."""
+    m = config.model
+    check(m.cell in KINDS, "model.cell", f"must be one of {KINDS}, got {m.cell!r}")
+    check(m.attention in ATTENTION, "model.attention", f"must be one of {ATTENTION}, got {m.attention!r}")
+    check(m.hidden >= 1 and m.embed >= 1, "model.hidden", "hidden and embed must be >= 1")
+
+    def make(rngs, hp):
+        return Seq2Seq(m.vocab + NUM_SPECIAL, m.embed, m.hidden, rngs=rngs, cell=m.cell, attention=m.attention)
+
+    return functional(make, None)
