@@ -13,6 +13,7 @@ from dlnotes.experiments import base
 EXPECTED_EXPERIMENTS = {
     "lr_stability", "sgd_noise", "relu_elbows", "ridge", "init_variance", "standardization", "momentum",
     "adaptive", "conv_geometry", "digits_cnn", "normalization", "depth_residual", "regularization",
+    "filters_rnn", "lstm_memory", "seq2seq_attention",
 }
 
 

@@ -43,9 +43,9 @@ def get_config(arg: str = "full"):
         linear_radii=[0.8, 0.95, 1.05, 1.2], tanh_radii=[0.6, 1.0, 1.1, 3.0]))
     c.c40 = ml_collections.ConfigDict(dict(
         lag=10,
-        num_steps=800 if fast else 1200,
+        num_steps=600 if fast else 1200,
         num_seeds=2 if fast else 5,
-        relu_radius=0.6,
+        log_every=50,
         # tanh: plain vs LN, one vmapped learning-rate × seed grid per cell type (no clipping)
         lrs=[0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0],
         lr_steps=300,
