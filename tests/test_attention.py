@@ -154,3 +154,15 @@ def test_concat_and_learned_positions():
     assert y.shape == (2, 5, 7) and jnp.all(y[..., 3:] == pe)
     lp = posenc.LearnedPositions(10, 4, rngs=nnx.Rngs(0))
     assert lp(5).shape == (5, 4) and jnp.all(lp(3, offset=2) == lp.table[...][2:5])
+
+
+def test_self_attention_is_softmax_aggregation_on_the_complete_graph():
+    graph = pytest.importorskip("dlnotes.nn.graph")
+    r = np.random.default_rng(4)
+    n, d = 6, 5
+    q, k, v = (jnp.asarray(r.normal(size=(n, d)), jnp.float32) for _ in range(3))
+    senders, receivers = (jnp.asarray(a.ravel()) for a in np.meshgrid(np.arange(n), np.arange(n)))  # j -> i, self-loops
+    scores = jnp.sum(q[receivers] * k[senders], -1) / np.sqrt(d)
+    agg = graph.aggregate(v[senders], receivers, n, "softmax", scores=scores)
+    ref = att.dot_product_attention(q[:, None], k[:, None], v[:, None])[:, 0]
+    np.testing.assert_allclose(agg, ref, atol=1e-5)

@@ -13,7 +13,8 @@ from dlnotes.experiments import base
 EXPECTED_EXPERIMENTS = {
     "lr_stability", "sgd_noise", "relu_elbows", "ridge", "init_variance", "standardization", "momentum",
     "adaptive", "conv_geometry", "digits_cnn", "normalization", "depth_residual", "regularization",
-    "filters_rnn", "lstm_memory", "seq2seq_attention",
+    "pca_autoencoder", "kmeans", "self_supervised",
+    "filters_rnn", "lstm_memory", "seq2seq_attention", "word2vec",
 }
 
 

@@ -32,9 +32,13 @@ _ALL: dict[str, tuple[str, ...]] = {
     "normalization": ("C24", "C25", "C27"),
     "depth_residual": ("C29", "C30"),
     "regularization": ("C31", "C32", "C33"),
+    "pca_autoencoder": ("C47",),
+    "kmeans": ("C48",),
+    "self_supervised": ("C49", "C50"),
     "filters_rnn": ("C38",),
     "lstm_memory": ("C39", "C40"),
     "seq2seq_attention": ("C41",),
+    "word2vec": ("C46",),
 }
 
 EXPERIMENTS: dict[str, tuple[str, ...]] = dict(_ALL)
