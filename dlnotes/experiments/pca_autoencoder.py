@@ -54,7 +54,7 @@ def validate(config):
 
 def make_data(config):
     """``train.x``: the centred digits (N, 64); ``pca.basis``: scikit-learn's top-k components as columns (64, k);
-    ``pca.constant_pixels``: indices of the pixels that are 0 in every digit; ``test``: the held-out
+    ``pca.constant_pixels``: indices of the pixels that are 0 in every digit, ``pca.mean`` the digits' mean; ``test``: the held-out
     split's digits centred with the same mean (for figures)."""
     from sklearn.decomposition import PCA as SKPCA
     split = CU.digits_flat(config.data.seed)
@@ -62,8 +62,9 @@ def make_data(config):
     mean = X.mean(0)
     basis = SKPCA(config.model.code).fit(X).components_.T.astype(np.float32)
     constant = np.flatnonzero(X.var(0) == 0).astype(np.int32)
-    return {"train": {"x": jnp.asarray(X - mean)}, "pca": {"basis": jnp.asarray(basis), "constant_pixels": constant},
-            "test": {"x": jnp.asarray(split["test"]["x"] - mean)}, "mean": jnp.asarray(mean)}
+    return {"train": {"x": jnp.asarray(X - mean)}, "pca": {"basis": jnp.asarray(basis), "constant_pixels": constant,
+                                                       "mean": jnp.asarray(mean)},
+            "test": {"x": jnp.asarray(split["test"]["x"] - mean)}}
 
 
 def build_task(config, data=None):
@@ -181,7 +182,7 @@ def _figure_angles(curves, steps, path, config):
 def _figure_recon(data, pca_fit, models, path, n=8):
     import matplotlib.pyplot as plt
     x = data["test"]["x"][:n]
-    mean = np.asarray(data["mean"])
+    mean = np.asarray(data["pca"]["mean"])
     rows = {"original": np.asarray(x), "PCA-10": np.asarray(U.pca_reconstruct(pca_fit, U.pca_transform(pca_fit, x)))}
     for label in ("untied", "tied", "MLP"):
         model, p, ms = models[label]
