@@ -4,12 +4,14 @@ Model (configs/digits_cnn.py): conv 3×3·16 → ReLU → conv 3×3·32 → ReLU
 dense 10 (9,930 parameters) on 1,257 8×8 training digits; Adam 1e-3, batch 32, epochs
 with reshuffling, no augmentation, the same number of steps on both sides.
 
-    .venv/bin/python benchmarks/cnn.py [--steps=600] [--repeats=3]
+    .venv/bin/python benchmarks/cnn.py [--steps=600] [--repeats=5] [--no_compile]
 
 Ours: ``digits_cnn.build_task`` through ``Runner`` (one compiled ``lax.scan``; evaluation only
 at step 0 and the end), timed after a warm-up run that compiles, fresh seed key per repeat.
-PyTorch: ``torch.nn`` eager loop on CPU tensors (default threads). Prints the median
-images/s of ``repeats`` runs each and the ratio. Skips PyTorch with a message if it is missing.
+PyTorch: the same loop in eager mode and with ``torch.compile`` of the step (default threads).
+Rounds interleave ours / eager / compiled (``harness.compare``): the median per-round ratio is the
+result; also XLA's cost analysis of the compiled chunk (FLOPs and bytes per step) and the fraction
+of the measured matmul peak. Writes ``benchmarks/results/cnn.json``.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
 def config(steps: int):
@@ -33,7 +36,8 @@ def config(steps: int):
     return hpmod.with_changes(cfg, **{"augment.enabled": False, "num_steps": steps, "log_every": steps})
 
 
-def bench_ours(steps: int, repeats: int):
+def make_ours(steps: int):
+    """(one timed run -> seconds, first call incl. compile in s, XLA cost analysis of the compiled chunk)."""
     import jax
 
     from dlnotes.experiments import digits_cnn
@@ -47,17 +51,29 @@ def bench_ours(steps: int, repeats: int):
     t0 = time.perf_counter()
     jax.block_until_ready(runner.run(hp, jax.random.key(100)).state.params)
     first = time.perf_counter() - t0
-    times, acc = [], None
-    for r in range(repeats):
+    cost = {}
+    try:
+        import jax.numpy as jnp
+        state, _ = runner._init(jax.tree.map(jnp.asarray, hp), jax.random.key_data(jax.random.key(0)), task.data)
+        # one training step on its own (XLA counts a scan's body once, not per iteration)
+        step = jax.jit(lambda s, h, d, t: runner.engine.step(s, h, d, t))
+        ca = step.lower(state, jax.tree.map(jnp.asarray, hp), task.data, jnp.int32(1)).compile().cost_analysis()
+        ca = ca[0] if isinstance(ca, (list, tuple)) else ca
+        cost = {"flops_per_step": float(ca.get("flops", float("nan"))),
+                "bytes_per_step": float(ca.get("bytes accessed", float("nan")))}
+    except Exception as e:  # noqa: BLE001 — cost analysis is informative only
+        cost = {"error": f"{type(e).__name__}: {e}"}
+    seed = iter(range(10**6))
+
+    def run_once():
         t0 = time.perf_counter()
-        res = runner.run(hp, jax.random.key(r))
-        jax.block_until_ready(res.state.params)
-        times.append(time.perf_counter() - t0)
-        acc = float(np.asarray(res.metrics["evals"]["test_acc"])[-1])
-    return {"first_s": first, "times": times, "test_acc": acc, "batch": cfg.batch_size}
+        jax.block_until_ready(runner.run(hp, jax.random.key(next(seed))).state.params)
+        return time.perf_counter() - t0
+    return run_once, first, cost
 
 
-def bench_torch(steps: int, repeats: int):
+def make_torch(steps: int, compiled: bool = False):
+    """One timed run of the same net and loop in PyTorch (eager, or ``torch.compile`` of the step)."""
     import torch
     from torch import nn
 
@@ -66,66 +82,87 @@ def bench_torch(steps: int, repeats: int):
     data = load_digits_split(0, n_val=180, n_test=360)
     x = torch.tensor(np.transpose(data["train"]["x"], (0, 3, 1, 2)))   # NCHW
     y = torch.tensor(data["train"]["y"]).long()
-    xt = torch.tensor(np.transpose(data["test"]["x"], (0, 3, 1, 2)))
-    yt = torch.tensor(data["test"]["y"]).long()
     batch = 32
     per_epoch = len(y) // batch
+    seed = iter(range(10**6))
 
-    def run(seed):
-        torch.manual_seed(seed)
+    def build():
+        torch.manual_seed(next(seed))
         net = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(),
                             nn.MaxPool2d(2), nn.Flatten(), nn.Linear(4 * 4 * 32, 10))
         opt = torch.optim.Adam(net.parameters(), lr=1e-3)
         loss_fn = nn.CrossEntropyLoss()
+
+        def step(xb, yb):
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(net(xb), yb)
+            loss.backward()
+            opt.step()
+            return loss
+        return torch.compile(step) if compiled else step
+
+    def run_once():
+        step = build()
         t0 = time.perf_counter()
         perm = None
         for t in range(steps):
             if t % per_epoch == 0:
                 perm = torch.randperm(len(y))
             idx = perm[(t % per_epoch) * batch:(t % per_epoch + 1) * batch]
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn(net(x[idx]), y[idx])
-            loss.backward()
-            opt.step()
-        elapsed = time.perf_counter() - t0
-        with torch.no_grad():
-            acc = float((net(xt).argmax(1) == yt).float().mean())
-        return elapsed, acc, sum(p.numel() for p in net.parameters())
+            step(x[idx], y[idx])
+        return time.perf_counter() - t0
 
-    run(100)  # warm-up
-    out = [run(r) for r in range(repeats)]
-    return {"times": [o[0] for o in out], "test_acc": out[-1][1], "params": out[-1][2], "batch": batch,
-            "threads": torch.get_num_threads(), "version": torch.__version__}
+    t0 = time.perf_counter()
+    run_once()  # warm-up (compiles under torch.compile)
+    return run_once, time.perf_counter() - t0
+
+
+def matmul_peak():
+    """GFLOP/s of a 2048² float32 matmul in JAX (median of 5): the machine's practical peak."""
+    import jax
+    import jax.numpy as jnp
+    a = jnp.ones((2048, 2048), jnp.float32)
+    f = jax.jit(lambda a: a @ a)
+    jax.block_until_ready(f(a))
+    ts = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        jax.block_until_ready(f(a))
+        ts.append(time.perf_counter() - t0)
+    return 2 * 2048 ** 3 / statistics.median(ts) / 1e9
 
 
 def main(argv=None):
+    from harness import compare, write_result
+
     p = argparse.ArgumentParser()
     p.add_argument("--steps", type=int, default=600)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--no_compile", action="store_true", help="skip torch.compile")
     a = p.parse_args(argv)
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"digits CNN, batch 32, {a.steps} steps, median of {a.repeats}; load average at start {load:.2f} "
+    print(f"digits CNN, batch 32, {a.steps} steps, {a.repeats} interleaved rounds; load {os.getloadavg()[0]:.2f} "
           f"on {os.cpu_count()} CPUs")
-    ours = bench_ours(a.steps, a.repeats)
-    t_ours = statistics.median(ours["times"])
-    ips_ours = a.steps * ours["batch"] / t_ours
-    print(f"engine (one lax.scan): {t_ours:.3f} s  ({ips_ours:,.0f} images/s; runs "
-          + ", ".join(f"{t:.3f}" for t in ours["times"]) + f"; first call incl. compile {ours['first_s']:.2f} s; "
-          f"test acc {ours['test_acc']:.3f})")
+    ours, first, cost = make_ours(a.steps)
+    fns = {"ours": ours}
+    extra = {"ours_first_call_s": first, "cost_analysis": cost}
     try:
         import torch  # noqa: F401
+        fns["torch eager"], _ = make_torch(a.steps)
+        if not a.no_compile:
+            fns["torch.compile"], extra["torch_compile_first_s"] = make_torch(a.steps, compiled=True)
     except ImportError:
-        print("PyTorch not installed: skipping the PyTorch side (pip install torch==2.13.0)")
-        return
-    tt = bench_torch(a.steps, a.repeats)
-    t_torch = statistics.median(tt["times"])
-    ips_torch = a.steps * tt["batch"] / t_torch
-    print(f"PyTorch {tt['version']} eager ({tt['threads']} threads, {tt['params']} params): {t_torch:.3f} s  "
-          f"({ips_torch:,.0f} images/s; runs " + ", ".join(f"{t:.3f}" for t in tt["times"])
-          + f"; test acc {tt['test_acc']:.3f})")
-    print(f"ratio engine / PyTorch throughput: {ips_ours / ips_torch:.2f}x")
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"load average at end {load:.2f}")
+        print("PyTorch not installed: ours only (pip install -e '.[bench]')")
+    cmp = compare(fns, repeats=a.repeats)
+    images = a.steps * 32
+    ips = {n: images / t for n, t in cmp["median_s"].items()}
+    peak = matmul_peak()
+    flops = cost.get("flops_per_step")
+    frac = flops * a.steps / cmp["median_s"]["ours"] / 1e9 / peak if flops else None
+    print("images/s: " + ", ".join(f"{n} {v:,.0f}" for n, v in ips.items())
+          + f"; ours' first call (compile included) {first:.2f} s; XLA cost analysis {cost}; "
+          + (f"ours at {100 * frac:.1f}% of the {peak:.0f} GFLOP/s matmul peak" if frac else ""))
+    write_result("cnn", {"steps": a.steps, "batch": 32, "comparison": cmp, "images_per_s": ips,
+                         "matmul_peak_gflops": peak, "fraction_of_peak": frac, **extra})
 
 
 if __name__ == "__main__":
