@@ -23,6 +23,7 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 N, WIDTH, STEPS, SEEDS, LRS = 256, 64, 2000, 8, np.geomspace(1e-3, 1.0, 8)
 
@@ -91,34 +92,51 @@ def raw_scan(data, init, loss):
 
 
 def main_bench(args):
+    """In-process comparisons, interleaved round by round (``harness.compare``)."""
     import jax
 
+    from harness import compare, timed
     from dlnotes.train.runner import Runner
 
     task, data, init, loss = problem()
     hp, keys = grid()
     r = args.repeats
-    out = {}
+    out, comparisons = {}, {}
     raw = raw_scan(data, init, loss)
-    out["raw_scan_1"], _ = timeit(lambda: raw(hp["lr"][7], keys[7]), r)
+    jax.block_until_ready(raw(hp["lr"][7], keys[7]))
 
     t0 = time.perf_counter()
     single = Runner(task)
     res = single.run({"lr": hp["lr"][7]}, keys[7])
     jax.block_until_ready(res.state.params)
     first = time.perf_counter() - t0
-    out["engine_1"], _ = timeit(lambda: single.run({"lr": hp["lr"][7]}, keys[7]).state.params, r)
+    one = lambda: jax.block_until_ready(single.run({"lr": hp["lr"][7]}, keys[7]).state.params)  # noqa: E731
+    print("engine single run vs hand-written lax.scan:")
+    comparisons["single"] = compare({"engine": lambda: timed(one),
+                                     "raw scan": lambda: timed(lambda: jax.block_until_ready(
+                                         raw(hp["lr"][7], keys[7])))}, repeats=r)
+    out["engine_1"] = comparisons["single"]["median_s"]["engine"]
+    out["raw_scan_1"] = comparisons["single"]["median_s"]["raw scan"]
     out["engine_1_compile"] = first - out["engine_1"]
 
     def sequential():
-        return [single.run({"lr": hp["lr"][i]}, keys[i]).state.params for i in range(len(keys))]
-    out["engine_seq_64"], _ = timeit(sequential, max(1, r // 2))
-
-    vm = Runner(task, grid=True)
-    out["engine_vmap_64"], _ = timeit(lambda: vm.run(hp, keys).state.params, r)
+        return jax.block_until_ready([single.run({"lr": hp["lr"][i]}, keys[i]).state.params
+                                      for i in range(len(keys))])
+    runners = {"vmap": Runner(task, grid=True)}
     for b in (8, 16):
-        mp = Runner(task, grid=True, map_batch_size=b)
-        out[f"engine_map{b}_64"], _ = timeit(lambda: mp.run(hp, keys).state.params, r)
+        runners[f"map{b}"] = Runner(task, grid=True, map_batch_size=b)
+    for rr in runners.values():
+        jax.block_until_ready(rr.run(hp, keys).state.params)   # compile
+    fns = {f"sweep {n}": (lambda rr=rr: timed(lambda: jax.block_until_ready(rr.run(hp, keys).state.params)))
+           for n, rr in runners.items()}
+    print("64-point sweep in one process vs 64 sequential engine runs:")
+    comparisons["sweep_1proc"] = compare({**fns, "64 sequential": lambda: timed(sequential)}, repeats=r)
+    med = comparisons["sweep_1proc"]["median_s"]
+    out["engine_seq_64"] = med["64 sequential"]
+    out["engine_vmap_64"] = med["sweep vmap"]
+    for b in (8, 16):
+        out[f"engine_map{b}_64"] = med[f"sweep map{b}"]
+    out["_comparisons"] = comparisons
     return out
 
 
@@ -209,9 +227,13 @@ def main():
         return worker_bench(args)
 
     import jax
+
+    from harness import load, noisy, write_result
+    load_start = load()
     print(f"jax {jax.__version__} on {jax.devices()[0].device_kind} ({jax.default_backend()}), "
-          f"{os.cpu_count()} cores; medians of {args.repeats} after compile")
+          f"{os.cpu_count()} cores; medians of {args.repeats} after compile; load {load_start:.2f}")
     res = main_bench(args)
+    comparisons = res.pop("_comparisons")
     if jax.default_backend() == "cpu":
         res.update(_sub(["--mode=devices", f"--repeats={args.repeats}"],
                         {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}))
@@ -232,6 +254,7 @@ def main():
 
     for k, v in res.items():
         print(f"  {k:28s} {v * 1e3:10.1f} ms")
+    load_end = load()
     sweeps = {k: v for k, v in res.items() if k.endswith("_64") and k != "engine_seq_64"}
     best = min(sweeps, key=sweeps.get)
     print("ratios (lower is better for ours):")
@@ -244,6 +267,18 @@ def main():
         print(f"  PyTorch eager / best sweep             {t_torch / sweeps[best]:.0f}×  (target ≥ 80×)")
     else:
         print(f"  PyTorch: {note}")
+    is_noisy = noisy(load_start) or noisy(load_end)
+    if is_noisy:
+        print(f"  NOISY: load {load_start:.1f} -> {load_end:.1f} on {os.cpu_count()} cores; not a result to quote")
+    write_result("sweep", {
+        "problem": {"n": N, "width": WIDTH, "steps": STEPS, "seeds": SEEDS, "learning_rates": LRS.tolist()},
+        "medians_s": res, "comparisons": comparisons, "torch_eager_64_s": t_torch, "torch_note": note,
+        "best_sweep": best, "best_sweep_over_sequential": sweeps[best] / res["engine_seq_64"],
+        "torch_over_best_sweep": (t_torch / sweeps[best]) if t_torch else None,
+        "engine_over_raw_scan": res["engine_1"] / res["raw_scan_1"], "engine_compile_s": res["engine_1_compile"],
+        "note": "subprocess layouts (2 devices, 2 processes) and PyTorch are timed after the in-process "
+                "rounds, not interleaved with them",
+        "load_start": load_start, "load_end": load_end, "noisy": is_noisy})
 
 
 if __name__ == "__main__":
