@@ -59,3 +59,15 @@ def test_c15_finding_compares_with_the_others_only():
     assert init_variance.c15_check(finals)[2]
     finals["xavier_fan_in_plus_one"] = np.array([0.5, 0.6, 30.0])   # a stalled seed
     assert not init_variance.c15_check(finals)[2]
+
+
+def test_report_shows_three_verdicts(tmp_path):
+    from dlnotes.report import summary, write_report
+    claims = [base.claim("C2", "b", 1.0, "t", True, notes_hold=False),
+              base.claim("C1", "a", 1.0, "t", True), base.claim("C3", "c", 1.0, "t", False)]
+    assert summary(claims) == "1 reproduced, 1 differs, 1 fails"
+    text = open(write_report(str(tmp_path), claims, profile="fast", timings={"x": 1.0})).read()
+    assert "3 claims: 1 reproduced, 1 differs, 1 fails" in text
+    rows = [line for line in text.splitlines() if line.startswith("| C")]
+    assert [r.split(" | ")[0] for r in rows] == ["| C1", "| C2", "| C3"]
+    assert "| reproduced |" in rows[0] and "| *differs* |" in rows[1] and "| **FAILS** |" in rows[2]
