@@ -15,6 +15,7 @@ EXPECTED_EXPERIMENTS = {
     "adaptive", "conv_geometry", "digits_cnn", "normalization", "depth_residual", "regularization",
     "pca_autoencoder", "kmeans", "self_supervised",
     "filters_rnn", "lstm_memory", "seq2seq_attention", "word2vec",
+    "gnn",
 }
 
 

@@ -39,6 +39,7 @@ _ALL: dict[str, tuple[str, ...]] = {
     "lstm_memory": ("C39", "C40"),
     "seq2seq_attention": ("C41",),
     "word2vec": ("C46",),
+    "gnn": ("C34", "C35", "C36", "C37"),
 }
 
 EXPERIMENTS: dict[str, tuple[str, ...]] = dict(_ALL)

@@ -4,6 +4,9 @@
 """
 from dlnotes.nn.conv import (conv1d, conv2d, conv_output_size, depthwise_conv2d, num_conv_params,
                              receptive_field)
+from dlnotes.nn.graph import (AGGREGATORS, GraphsTuple, aggregate, cluster_pool, gcn_normalize, gcn_propagate,
+                              masked_batch_norm, message_passing, pad_to, readout, segment_softmax,
+                              soft_cluster_pool)
 from dlnotes.nn.init import (bias_init, he_normal, he_uniform, lecun_normal, lecun_uniform, weight_init,
                              xavier_normal, xavier_uniform)
 from dlnotes.nn.norm import batch_norm, group_norm, instance_norm, layer_norm, rms_norm, weight_standardize
@@ -21,4 +24,6 @@ __all__ = [
     "bidirectional", "fir_filter", "gru_cell", "iir_filter", "impulse_response", "lstm_cell", "rnn_cell",
     "scan_cell", "stacked", "state_jacobian_norms",
     "dropout", "stochastic_depth",
+    "AGGREGATORS", "GraphsTuple", "aggregate", "cluster_pool", "gcn_normalize", "gcn_propagate", "masked_batch_norm",
+    "message_passing", "pad_to", "readout", "segment_softmax", "soft_cluster_pool",
 ]
