@@ -46,7 +46,7 @@ def test_bad_input_is_refused_in_one_line(case, bad_files, tmp_path):
     extra, key = BAD[case]
     wd = tmp_path / "wd"
     p = run(TRAIN + [f"--workdir={wd}"] + [a.format(d=bad_files) for a in extra])
-    assert p.returncode != 0
+    assert p.returncode == 2
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and key in lines[0], p.stderr[-2000:]
     assert "Traceback" not in p.stderr
@@ -55,7 +55,7 @@ def test_bad_input_is_refused_in_one_line(case, bad_files, tmp_path):
 
 def test_bad_workdir_and_config_file(bad_files):
     p = run(TRAIN + [f"--workdir={bad_files}/file/sub"])
-    assert p.returncode != 0 and len(p.stderr.strip().splitlines()) == 1 and "file/sub" in p.stderr
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1 and "file/sub" in p.stderr
     p = run(["scripts/train.py", "--config=configs/no_such.py:fast", "--workdir=/tmp/x"])
     assert p.returncode != 0 and p.stderr.strip() == "error: configs/no_such.py: no such config file"
     p = run(["scripts/sweep.py", "--config=configs/sgd_noise.py:fast", "--workdir=/tmp/x",
