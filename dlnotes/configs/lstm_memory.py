@@ -36,10 +36,10 @@ def get_config(arg: str = "full"):
     c.optimizer.clip_norm = 1.0
     c.c39 = ml_collections.ConfigDict(dict(
         lags=[30] if fast else [30, 50],
-        num_steps=1200 if fast else 1500,
+        num_steps=800 if fast else 1500,
         num_seeds=2 if fast else 5,
         # ‖∂h_T/∂h_{T−k}‖ at initialization (float64, batch 1, inputs x_t ~ N(0, I_8))
-        jac_length=100, jac_hidden=64, jac_seeds=3, jac_fit_from=10,
+        jac_length=100, jac_hidden=64, jac_seeds=2 if fast else 3, jac_fit_from=10,
         linear_radii=[0.8, 0.95, 1.05, 1.2], tanh_radii=[0.6, 1.0, 1.1, 3.0]))
     c.c40 = ml_collections.ConfigDict(dict(
         lag=10,

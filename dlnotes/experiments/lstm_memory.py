@@ -153,13 +153,14 @@ def jacobian_study(config):
             for (s, r), n in zip(tags, norms):
                 out[kind].setdefault(r, []).append(n)
 
-        def lstm_norms(seed, xs):
-            m = RecurrentCell("lstm", D, H, rngs=nnx.Rngs(params=seed), forget_bias=2.0, param_dtype=jnp.float64)
+        def lstm_norms(key, xs):
+            m = RecurrentCell("lstm", D, H, rngs=nnx.Rngs(params=key), forget_bias=2.0, param_dtype=jnp.float64)
             return rec.state_jacobian_norms(m.pure(), m.arrays(), xs, rec.initial_carry("lstm", 1, H, jnp.float64))
 
         xs = jnp.stack([jax.random.normal(jax.random.split(jax.random.key(1000 + s), 3)[2], (1, T, D), jnp.float64)
                         for s in range(c.jac_seeds)])
-        ln = np.asarray(jax.jit(jax.vmap(lstm_norms))(jnp.arange(c.jac_seeds), xs))
+        keys = jnp.stack([jax.random.key(2000 + s) for s in range(c.jac_seeds)])
+        ln = np.asarray(jax.jit(jax.vmap(lstm_norms))(keys, xs))
         out["lstm"][2.0] = list(ln)
     rates = {kind: {r: [decay_rate(n, c.jac_fit_from) for n in v] for r, v in d.items()} for kind, d in out.items()}
     return out, rates
