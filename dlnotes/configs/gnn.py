@@ -34,7 +34,7 @@ def get_config(arg: str = "full"):
     c.batch_size = 1                   # one padded batch of graphs per step
     c.sampling = "epoch"
     c.data = ml_collections.ConfigDict(dict(
-        task="triangles", num_train=1024, num_test=512, graphs_per_batch=32, min_nodes=10, max_nodes=40,
+        task="distance", num_train=512 if fast else 1024, num_test=256 if fast else 512, graphs_per_batch=32, min_nodes=10, max_nodes=40,
         avg_degree=2.0, num_classes=3, seed=0, npz="",
         features="onehot", labelled_per_class=2,                        # karate
         # C37's signals: SBM with `blocks` blocks of `block` nodes; class = the block carrying a bump
@@ -60,5 +60,5 @@ def get_config(arg: str = "full"):
     c.c37 = ml_collections.ConfigDict(dict(steps=300, learning_rate=0.05, num_seeds=3 if fast else 5,
                                            full_margin=0.02, random_margin=0.25))
     # accuracy by aggregator on the generated task (a figure; not a claim threshold)
-    c.aggregators = ml_collections.ConfigDict(dict(num_seeds=2 if fast else 3, epochs=10 if fast else 20))
+    c.aggregators = ml_collections.ConfigDict(dict(num_seeds=1 if fast else 3, epochs=15 if fast else 30))
     return c

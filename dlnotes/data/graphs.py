@@ -6,7 +6,7 @@ and padded batches stacked for the engine.
 - ``random_graphs(task, n, seed, ...)``: Erdős–Rényi graphs of ``min_nodes``–``max_nodes`` nodes with a
   known graph label: "triangles" (number of triangles, clipped to ``num_classes − 1``), "distance"
   (shortest-path distance d between the two marked nodes: class min(d, num_classes) − 1, unreachable =
-  the last class), "connected" (1 if connected). Node features: [1, marked].
+  the last class; the second mark is placed so that the classes are balanced), "connected" (1 if connected). Node features: [1, marked].
 - ``block_signals(...)``: a fixed stochastic-block graph and signals on it whose class is the block
   carrying a bump (C37's coarsening task).
 - ``load_graphs_npz(path)``: keys ``nodes`` (N, F) float, ``senders``/``receivers`` (E,) int,
@@ -79,6 +79,28 @@ def _label(task, n, und, marks, num_classes):
     raise ConfigError("data.task", f"unknown task {task!r}; choose from {TASKS}")
 
 
+def _balanced_partner(rng, n, und, source, num_classes, fallback):
+    """A node whose distance class (min(d, K) − 1, unreachable = K − 1) from ``source`` is uniform over classes."""
+    adj = [[] for _ in range(n)]
+    for a, b in und:
+        adj[a].append(b)
+        adj[b].append(a)
+    dist = np.full(n, -1)
+    dist[source] = 0
+    frontier = [source]
+    while frontier:
+        nxt = []
+        for v in frontier:
+            for w in adj[v]:
+                if dist[w] < 0:
+                    dist[w] = dist[v] + 1
+                    nxt.append(w)
+        frontier = nxt
+    cls = np.where(dist < 0, num_classes - 1, np.minimum(dist, num_classes) - 1)
+    cand = np.flatnonzero((cls == rng.integers(num_classes)) & (np.arange(n) != source))
+    return int(rng.choice(cand)) if len(cand) else int(fallback)
+
+
 def random_graphs(task: str, num_graphs: int, seed: int, *, min_nodes: int = 10, max_nodes: int = 40,
                   avg_degree: float = 2.0, num_classes: int = 3, with_labels: bool = True):
     """``num_graphs`` Erdős–Rényi graphs (n uniform in [min_nodes, max_nodes], p = avg_degree/(n − 1)),
@@ -94,6 +116,8 @@ def random_graphs(task: str, num_graphs: int, seed: int, *, min_nodes: int = 10,
         n = int(rng.integers(min_nodes, max_nodes + 1))
         und = _er_edges(rng, n, min(1.0, avg_degree / (n - 1)))
         marks = rng.choice(n, 2, replace=False)
+        if task == "distance":       # second mark at a distance of a uniformly drawn class (balanced labels)
+            marks[1] = _balanced_partner(rng, n, und, int(marks[0]), num_classes, marks[1])
         x = np.zeros((n, 2), np.float32)
         x[:, 0] = 1.0
         x[marks, 1] = 1.0

@@ -298,7 +298,7 @@ def check_batching(config, rng):
     """Per aggregator: max |batched − per-graph| and |padded − per-graph| over node and graph outputs;
     plus the masked batch norm check (padded vs unpadded, training mode)."""
     c = config.c35
-    graphs = _test_batch(rng, c.num_graphs, 3, 12, 5)
+    graphs = _test_batch(rng, c.num_graphs - 1, 3, 12, 5)
     graphs.append(G.graph(np.ones((1, 5), np.float32), [], [], edges=np.zeros((0, 3), np.float32),
                           globals=np.zeros(2, np.float32)))     # a one-node graph with no edges
     b = G.batch(graphs)
@@ -343,7 +343,8 @@ def check_batching(config, rng):
 def compile_stream(config, rng):
     """A stream of differently sized batches through one jitted forward: (sizes, budgets, compiles)."""
     c = config.c35
-    cfg = _model_config(config, **{"model.name": "mpnn", "model.level": "graph", "model.hidden": [16]})
+    cfg = _model_config(config, **{"model.name": "mpnn", "model.level": "graph", "model.hidden": [8],
+                                   "model.num_layers": 1})
     model = make_gnn(cfg, 2)
     params, ms = model.init(jax.random.key(0))
     traces = []
@@ -374,11 +375,17 @@ def karate_runs(config):
             "model.dropout": c.dropout, "optimizer.name": "adam", "optimizer.learning_rate": c.learning_rate,
             "optimizer.weight_decay": c.weight_decay, "karate_steps": c.steps, "num_steps": 0, "log_every": 0}
     points = [{"seed": s} for s in range(c.num_splits)]
-    out = {}
+    out, runner = {}, None
     for label, name, feats in (("GCN", "gcn", "onehot"), ("MLP", "mlp", "onehot"), ("GCN, constant features", "gcn",
                                                                                    "constant")):
-        cfg = _model_config(config, **base, **{"model.name": name, "data.features": feats})
-        _, res = run_points(build_task(cfg), cfg, points, progress=f"C36 {label}")
+        cfg = _model_config(config, **base, **{"model.name": name, "data.features": "onehot"})
+        data = karate_data(cfg)
+        if feats == "constant":          # a constant feature, zero-padded to the one-hot width: one compile for both GCNs
+            data["train"]["nodes"] = np.zeros_like(data["train"]["nodes"])
+            data["train"]["nodes"][..., 0] = 1.0
+        else:
+            runner = Runner(build_task(cfg, data), grid=True)
+        _, res = run_points(runner.task, cfg, points, runner=runner, data=data, progress=f"C36 {label}")
         ev = res.metrics["evals"]
         out[label] = {"test": np.asarray(ev["test_acc"])[:, -1], "train": np.asarray(ev["train_acc"])[:, -1],
                       "pred": np.asarray(ev["pred"])[:, -1], "mask": np.asarray(res.state.model_state["train_mask"])}
@@ -433,7 +440,8 @@ def aggregator_runs(config, data):
                                    "model.level": "graph", "epochs": a.epochs, "num_steps": 0, "log_every": 0})
     points = [{"seed": s, "model.aggregator_index": float(i)} for i in range(len(G.AGGREGATORS))
               for s in range(a.num_seeds)]
-    _, res = run_points(build_task(cfg, data), cfg, points, progress="C34 aggregators")
+    # lax.map over points (map_batch_size=1): each point's lax.switch runs only its own aggregator
+    _, res = run_points(build_task(cfg, data), cfg, points, progress="C34 aggregators", map_batch_size=1)
     acc = np.asarray(res.metrics["evals"]["test_acc"])[:, -1].reshape(len(G.AGGREGATORS), a.num_seeds)
     return dict(zip(G.AGGREGATORS, acc))
 
@@ -572,7 +580,7 @@ def _figure_aggregators(eq, acc, c34, config, majority, path):
     a2.set_xticks(xs, names, rotation=30)
     a2.set(ylim=(0, 105), ylabel="test accuracy (%) — bar: mean, dots: seeds",
            title=f"generated task '{config.data.task}' ({config.data.min_nodes}–{config.data.max_nodes} nodes, "
-                 "constant features)")
+                 "node features [1, marked])")
     a2.legend(fontsize=7, loc="lower right")
     return plots.save(fig, path)
 
