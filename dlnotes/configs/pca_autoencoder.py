@@ -37,6 +37,6 @@ def get_config(arg: str = "full"):
         num_seeds=3 if fast else 5,
         weight_decay=1e-3,     # the decayed variant's L2 (added to the gradient before Adam)
     ))
-    c.mlp = ml_collections.ConfigDict(dict(hidden=[128], num_steps=600 if fast else 2000, batch_size=128,
+    c.mlp = ml_collections.ConfigDict(dict(hidden=[128], num_steps=400 if fast else 2000, batch_size=128,
                                            learning_rate=2e-3))
     return c

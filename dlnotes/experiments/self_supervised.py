@@ -207,8 +207,7 @@ def _figure_masked(model, params, ms, x, config, path, n=8):
     rows = {"original": xs, "masked input": np.where(mask, np.nan, xs), "output": out,
             "filled in": np.where(mask, np.clip(out, 0, 1), xs)}
     fig, axes = plt.subplots(len(rows), n, figsize=(n * 0.9, len(rows) * 0.95 + 0.4))
-    cmap = plt.get_cmap("gray_r").copy()
-    cmap.set_bad("tab:red")
+    cmap = plt.get_cmap("gray_r").with_extremes(bad="tab:red")
     for r, (label, imgs) in enumerate(rows.items()):
         for j in range(n):
             ax = axes[r, j]
