@@ -14,7 +14,7 @@ EXPECTED_EXPERIMENTS = {
     "lr_stability", "sgd_noise", "relu_elbows", "ridge", "init_variance", "standardization", "momentum",
     "adaptive", "conv_geometry", "digits_cnn", "normalization", "depth_residual", "regularization",
     "pca_autoencoder", "kmeans", "self_supervised",
-    "filters_rnn", "lstm_memory", "seq2seq_attention", "word2vec",
+    "filters_rnn", "lstm_memory", "seq2seq_attention", "transformer", "word2vec",
     "gnn",
 }
 

@@ -38,6 +38,7 @@ _ALL: dict[str, tuple[str, ...]] = {
     "filters_rnn": ("C38",),
     "lstm_memory": ("C39", "C40"),
     "seq2seq_attention": ("C41",),
+    "transformer": ("C42", "C43", "C44", "C45"),
     "word2vec": ("C46",),
     "gnn": ("C34", "C35", "C36", "C37"),
 }
