@@ -22,12 +22,12 @@ def get_config(arg: str = "full"):
     c.experiment = "seq2seq_attention"
     c.task = "copy"
     c.seed = 0
-    c.batch_size = 128
+    c.batch_size = 256
     c.sampling = "replacement"
     c.num_steps = 600
     c.log_every = 600
     c.data = ml_collections.ConfigDict(dict(seed=0, vocab=10, min_len=5, max_len=30, n_train=8192,
-                                            n_per_length=32, test_seed=1, map_seed=0))
+                                            n_per_length=64, test_seed=1, map_seed=0))
     c.translation = ml_collections.ConfigDict(dict(min_len=4, max_len=16, num_steps=400))
     c.model = ml_collections.ConfigDict(dict(cell="gru", embed=64, hidden=128, attention="dot"))
     c.optimizer = default_optimizer_config()

@@ -372,6 +372,7 @@ def _figure_recall(recall, lags, curves, log_every, path):
             ax.scatter(np.full(len(a), i + (j - 0.5) * w), a, color=f"C{j}", s=18,
                        label=name if i == 0 else None)
     ax.set_xticks(range(len(lags)), [f"T = {lag}" for lag in lags])
+    ax.set_xlim(-0.7, len(lags) - 0.3)
     ax.axhline(LSTM_MIN_ACC, color="gray", ls="--", lw=0.8)
     ax.axhline(RNN_MAX_ACC, color="gray", ls=":", lw=0.8)
     ax.set(ylabel="test accuracy (one dot per seed)", ylim=(0, 1.05), title="recall the first token after T distractors")

@@ -4,7 +4,7 @@ Task (``dlnotes.data.sequences.copy_through_map``): copy a sequence of vocab-10 
 token map, training lengths 5–30 (uniform), padding + masks. Model (``dlnotes.models.seq2seq``): GRU
 encoder and decoder, H = 128, embeddings 64; the decoder starts from the encoder's final state and,
 with attention, reads a context over all encoder states at each step (additive or dot-product).
-Adam 3e-3, gradient clip 1, 600 steps of batch 128, teacher forcing. Evaluation: greedy decoding inside
+Adam 3e-3, gradient clip 1, 600 steps of batch 256, teacher forcing. Evaluation: greedy decoding inside
 ``lax.scan`` on ``n_per_length`` test pairs of every length 5…30; exact match = every target token and
 the EOS right.
 
