@@ -29,7 +29,7 @@ import numpy as np
 
 from dlnotes import hparams as hpmod
 from dlnotes.data import graphs as D
-from dlnotes.errors import ConfigError, check
+from dlnotes.errors import check
 from dlnotes.experiments.base import claim
 from dlnotes.models.base import functional
 from dlnotes.models.gnn import NodeMLP, make_gnn, validate_model

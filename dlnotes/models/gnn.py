@@ -36,7 +36,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from dlnotes.errors import ConfigError, check
+from dlnotes.errors import check
 from dlnotes.models.base import Functional, functional
 from dlnotes.nn import graph as G
 from dlnotes.nn import layers as L
