@@ -12,12 +12,13 @@ Claims (CLAIMS.md):
       norm ``c43.norm_ratio``·‖PE‖, the linear position query argmax_t PE(t)·x recovers ≥ 95% of the
       positions when added and all of them when concatenated.
   C44 causal masking is exact (changing later tokens leaves earlier outputs bit-identical); a 2-layer
-      d = 64 encoder–decoder reaches exact match ≥ 0.99 on reversal of length 10 by step 300; its
+      d = 64 encoder–decoder reaches exact match ≥ 0.99 on reversal of length 10 within 300 steps
+      (its own run of ``c44.steps``, shape max_len = 10); its
       exact match by length on C41's copy task (5–30) is reported beside the GRU models.
   C45 bias-free RMS norm vs LayerNorm on reversal of length 20: |Δ exact match| ≤ 0.01 and final
       losses within 2× (seeds vmapped per norm).
-Every seq2seq run shares one padded shape (``data.max_len``), so the LayerNorm program compiles once
-for reversal 10, reversal 20 and copy (``Runner.run(data=...)``), the RMS-norm program once.
+Compiles: C44's reversal 10 (max_len 10, ``c44.steps``), C45's LayerNorm and RMS-norm programs
+(max_len 20, ``num_steps``), and in the full profile the copy task (max_len 30); seeds are vmapped.
 """
 from __future__ import annotations
 
@@ -324,7 +325,9 @@ def run(config, workdir):
     # ---- C44, C45: one LayerNorm program (reversal 10, reversal 20, copy), one RMS-norm program
     t0 = time.perf_counter()
     copy_seeds = config.c44.copy_seeds
-    data = {"rev10": seq_data(cfg, "reversal", config.c44.length),
+    c44_cfg = hpmod.with_changes(cfg, **{"model.norm": "layer", "num_steps": config.c44.steps,
+                                         "log_every": config.c44.log_every, "data.max_len": config.c44.length})
+    data = {"rev10": seq_data(c44_cfg, "reversal", config.c44.length),
             "rev20": seq_data(cfg, "reversal", config.c45.length)}
     if copy_seeds:
         copy_cfg = hpmod.with_changes(cfg, **{"data.max_len": max(cfg.data.max_len, config.c44.copy_lengths[-1])})
@@ -334,9 +337,10 @@ def run(config, workdir):
     rms_cfg = hpmod.with_changes(cfg, **{"model.norm": "rms"})
     seeds = list(range(config.check.num_seeds))
     hp, keys = stack_points(ln_cfg, [{"seed": s} for s in seeds])
-    runner = Runner(seq2seq_task(ln_cfg, data["rev10"]), grid=True)
-    results["rev10"] = runner.run(hp, keys, data=data["rev10"], progress="C44 reversal 10")
-    results["rev20_layer"] = runner.run(hp, keys, data=data["rev20"], progress="C45 reversal 20 LayerNorm")
+    results["rev10"] = Runner(seq2seq_task(c44_cfg, data["rev10"]), grid=True).run(
+        hp, keys, progress="C44 reversal 10")
+    results["rev20_layer"] = Runner(seq2seq_task(ln_cfg, data["rev20"]), grid=True).run(
+        hp, keys, progress="C45 reversal 20 LayerNorm")
     if copy_seeds:   # its own shape (lengths up to 30): one more compile
         copy_ln = hpmod.with_changes(ln_cfg, **{"data.max_len": copy_cfg.data.max_len})
         hp_c, keys_c = stack_points(copy_ln, [{"seed": s} for s in range(copy_seeds)])
@@ -346,10 +350,11 @@ def run(config, workdir):
     results["rev20_rms"] = rms_runner.run(hp, keys, data=data["rev20"], progress="C45 reversal 20 RMS norm")
     seconds["C44+C45 training"] = time.perf_counter() - t0
 
-    log_steps = np.arange(config.num_steps // config.log_every + 1) * config.log_every
-    at_step = int(np.searchsorted(log_steps, C44_BY_STEP))
+    steps44 = np.arange(config.c44.steps // config.c44.log_every + 1) * config.c44.log_every
     ex10 = np.asarray(results["rev10"].metrics["evals"]["val_exact"])          # (seeds, evals)
-    model_ln = tr.make_seq2seq(ln_cfg, seq.vocab_size(cfg.data.vocab), cfg.data.max_len)
+    within = steps44 <= C44_BY_STEP
+    best_by = ex10[:, within].max(1)                                           # per seed, by step 300
+    model_ln = tr.make_seq2seq(c44_cfg, seq.vocab_size(cfg.data.vocab), c44_cfg.data.max_len)
     p0, ms0 = _seed_params(results["rev10"].state, 0)
     lm_cfg = hpmod.with_changes(cfg, **{"model.context": 32, "model.posenc": "learned"})
     lm = tr.make_lm(lm_cfg, 20)
@@ -368,19 +373,20 @@ def run(config, workdir):
         copy_row = None
         copy_text = ". C41's copy task is not run in this profile (c44.copy_seeds = 0; the full profile runs it)"
     gru = _gru_copy_numbers()
-    ok44 = causal_diff == 0.0 and ex10[:, at_step].min() >= C44_MIN_EXACT
+    ok44 = causal_diff == 0.0 and best_by.min() >= C44_MIN_EXACT
     maps = cross_attention_maps(model_ln, p0, ms0, {k: v[:1] for k, v in val.items()})
     fig44 = _figure_attention(maps, val, copy_row, lo, gru, os.path.join(workdir, "transformer_attention.png"))
     out.append(claim(
         "C44", "causal masking is exact; a 2-layer d = 64 transformer solves reversal of length 10",
-        f"max |Δ earlier outputs| = {causal_diff:g}; reversal-10 exact match at step {log_steps[at_step]} "
-        f"{ex10[:, at_step].min():.3f} (min over {len(seeds)} seeds)",
+        f"max |Δ earlier outputs| = {causal_diff:g}; reversal-10 exact match within {C44_BY_STEP} steps "
+        f"{best_by.min():.3f} (min over {len(seeds)} seeds)",
         f"exactly 0; exact match ≥ {C44_MIN_EXACT} by step {C44_BY_STEP}", ok44, fig44,
         details=f"encoder–decoder, {cfg.model.num_layers}+{cfg.model.num_layers} layers, d = {cfg.model.width}, "
                 f"{cfg.model.num_heads} heads, {cfg.model.posenc} positions, LayerNorm, Adam "
                 f"{cfg.optimizer.learning_rate:g}, batch {cfg.batch_size}, {cfg.data.n_train} training pairs, "
-                f"greedy decoding on {cfg.data.n_val} held-out pairs; exact match by step: "
-                + ", ".join(f"{s}: {ex10[:, i].mean():.3f}" for i, s in enumerate(log_steps)) + copy_text
+                f"greedy decoding on {cfg.data.n_val} held-out pairs, {config.c44.steps} steps (warm-up then "
+                f"cosine); exact match by step (seed mean): "
+                + ", ".join(f"{s}: {ex10[:, i].mean():.3f}" for i, s in enumerate(steps44)) + copy_text
                 + ("; GRU models (C41): " + gru["text"] if gru else
                    "; the GRU seq2seq models of C41 are not reported beside it here (see seq2seq_attention's C41 row)")))
     seconds["C44 checks"] = time.perf_counter() - t0
@@ -393,6 +399,7 @@ def run(config, workdir):
     final = {n: float(tl[n][:, -config.log_every:].mean()) for n in tl}
     ratio = max(final.values()) / max(min(final.values()), 1e-30)
     ok45 = abs(delta) <= C45_MAX_DELTA and ratio <= C45_MAX_LOSS_RATIO
+    log_steps = np.arange(config.num_steps // config.log_every + 1) * config.log_every
     fig45 = _figure_norms(tl, ex, log_steps, os.path.join(workdir, "transformer_norms.png"))
     out.append(claim(
         "C45", "bias-free RMS normalization trains as well as LayerNorm",
@@ -466,6 +473,8 @@ def _figure_attention(maps, val, copy_row, lo, gru, path):
         axes[i].imshow(w[0, :length + 1, :length], cmap="viridis", vmin=0, vmax=1)
         axes[i].set(title=f"decoder layer {i + 1}: cross-attention", xlabel="source position",
                     ylabel="target step")
+    if gru is None and copy_row is None:
+        axes[-1].set_axis_off()
     ax = axes[-1]
     if copy_row is not None:
         ax.plot(np.arange(lo, lo + len(copy_row)), copy_row, "o-", ms=3, label="transformer")
@@ -475,7 +484,8 @@ def _figure_attention(maps, val, copy_row, lo, gru, path):
         for name, (lens, vals) in gru["curves"].items():
             ax.plot(lens, vals, "s--", ms=3, label=name)
     ax.set(xlabel="sequence length", ylabel="exact match", ylim=(-0.02, 1.02), title="copy through a fixed map (C41)")
-    ax.legend(fontsize=8)
+    if copy_row is not None or gru:
+        ax.legend(fontsize=8)
     return plots.save(fig, path)
 
 
