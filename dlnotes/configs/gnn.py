@@ -5,7 +5,7 @@ pooling by spectral clustering (claims C34–C37).
     python scripts/train.py --config=configs/gnn.py:fast --workdir=/tmp/gnn1
     python scripts/train.py --config=configs/gnn.py:fast --workdir=/tmp/gnn2 --config.model.aggregator=max
     python scripts/train.py --config=configs/gnn.py:fast --workdir=/tmp/gnn3 --config.task=karate \\
-        --config.model.name=gcn --config.model.level=node --config.model.num_classes=2 --config.model.hidden=[16]
+        --config.model.name=gcn --config.model.level=node --config.model.num_classes=2 --config.model.hidden="(16,)"
     python scripts/sweep.py --config=configs/gnn.py:fast --workdir=/tmp/gnns --sweep="seed=0:4;model.dropout=0,0.2"
     python scripts/sweep.py --config=configs/gnn.py:fast --workdir=/tmp/gnna --config.model.aggregator=any \
         --sweep="model.aggregator_index=0:7;seed=0:2"        # every aggregator × 2 seeds, one compile
@@ -41,7 +41,7 @@ def get_config(arg: str = "full"):
         sbm=dict(block=16, blocks=4, p_in=0.5, p_out=0.03, graph_seed=0, num_train=400, num_test=1000,
                  amplitude=1.0, noise=2.0, signal_seed=1)))
     c.model = ml_collections.ConfigDict(dict(
-        name="mpnn", hidden=[32], num_layers=3, aggregator="sum", similarity="none", norm="layer", groups=4,
+        name="mpnn", hidden=(32,), num_layers=3, aggregator="sum", similarity="none", norm="layer", groups=4,
         residual=True, readout="sum", level="graph", num_classes=3, bn_momentum=0.9, dropout=0.0,
         aggregator_index=0.0))          # aggregator="any": index into AGGREGATORS, traced (sweepable)
     c.optimizer = default_optimizer_config()
