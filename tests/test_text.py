@@ -63,3 +63,13 @@ def test_skipgram_pairs_window_and_subsampling():
     assert keep[0] < keep[1] == 1.0
     q = text.noise_distribution(np.array([1, 16]), 0.75)
     np.testing.assert_allclose(q, np.array([1, 8]) / 9)
+
+
+def test_interleaved_train_val_split():
+    ids = np.arange(100_000)
+    tr, va = text.train_val_split(ids, 0.1)
+    assert len(tr) + len(va) == len(ids) and len(va) == 10_000
+    assert set(tr.tolist()).isdisjoint(va.tolist())
+    assert va.min() < 10_000 and va.max() > 90_000        # held-out blocks from the whole text
+    tr, va = text.train_val_split(np.arange(2_000), 0.1)   # a short text still gets a validation split
+    assert len(va) >= 100

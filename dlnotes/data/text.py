@@ -113,10 +113,17 @@ def char_windows(ids: np.ndarray, context: int, stride: int = 1) -> np.ndarray:
     return np.asarray(ids, np.int32)[starts[:, None] + np.arange(context + 1)[None, :]]
 
 
-def train_val_split(ids: np.ndarray, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
-    """The first (1 − f) of the text for training, the rest for validation (no window crosses)."""
-    cut = int(round(len(ids) * (1.0 - val_fraction)))
-    return ids[:cut], ids[cut:]
+def train_val_split(ids: np.ndarray, val_fraction: float, block: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Interleaved split: the text cut into blocks of ``block`` characters, every round(1/f)-th block held
+    out for validation (so both splits see every part of the corpus); each split is its blocks joined."""
+    every = max(2, int(round(1.0 / val_fraction)))
+    block = max(1, min(block, len(ids) // (4 * every)))       # short texts: smaller blocks, ≥ 4 held out
+    starts = np.arange(0, len(ids), block)
+    is_val = (np.arange(len(starts)) % every) == every - 1
+    train = [ids[s:s + block] for s, v in zip(starts, is_val) if not v]
+    val = [ids[s:s + block] for s, v in zip(starts, is_val) if v]
+    empty = np.zeros(0, np.asarray(ids).dtype)
+    return (np.concatenate(train) if train else empty), (np.concatenate(val) if val else empty)
 
 
 # ---------------------------------------------------------------- word2vec's generated corpus
