@@ -9,17 +9,18 @@ from dlnotes.data import sequences as seq
 from dlnotes.models.seq2seq import attend, make_seq2seq, sequence_cross_entropy
 
 
-def _model(attention):
+def _model(attention, bidirectional=False):
     c = ml_collections.ConfigDict()
-    c.model = ml_collections.ConfigDict(dict(cell="gru", embed=8, hidden=16, attention=attention, vocab=10))
+    c.model = ml_collections.ConfigDict(dict(cell="gru", embed=8, hidden=16, attention=attention, vocab=10,
+                                             bidirectional=bidirectional))
     f = make_seq2seq(c)
     params, ms = f.init(jax.random.key(0))
     return f, params, ms
 
 
-@pytest.mark.parametrize("attention", ["none", "additive", "dot"])
-def test_greedy_scan_equals_step_by_step_decoding(attention):
-    f, params, ms = _model(attention)
+@pytest.mark.parametrize("attention,bidirectional", [("none", False), ("additive", False), ("dot", True)])
+def test_greedy_scan_equals_step_by_step_decoding(attention, bidirectional):
+    f, params, ms = _model(attention, bidirectional)
     b = seq.copy_through_map(1, 5, (3, 7))
     out, _ = f.apply(params, ms, b, mode="greedy")
     m = f.module(params, ms)
@@ -39,9 +40,9 @@ def test_greedy_scan_equals_step_by_step_decoding(attention):
     np.testing.assert_allclose(np.asarray(tf["logits"]), np.asarray(out["logits"]), atol=1e-5)
 
 
-@pytest.mark.parametrize("attention", ["none", "additive"])
-def test_source_padding_changes_nothing(attention):
-    f, params, ms = _model(attention)
+@pytest.mark.parametrize("attention,bidirectional", [("none", False), ("additive", True)])
+def test_source_padding_changes_nothing(attention, bidirectional):
+    f, params, ms = _model(attention, bidirectional)
     b = seq.copy_through_map(2, 6, (2, 9))
     src2 = jnp.where(b["src_mask"], b["src"], 5)              # garbage tokens in the padding
     o1, _ = f.apply(params, ms, b)

@@ -29,7 +29,8 @@ def get_config(arg: str = "full"):
     c.data = ml_collections.ConfigDict(dict(seed=0, vocab=10, min_len=5, max_len=30, n_train=8192,
                                             n_per_length=64, test_seed=1, map_seed=0))
     c.translation = ml_collections.ConfigDict(dict(min_len=4, max_len=16, num_steps=400))
-    c.model = ml_collections.ConfigDict(dict(cell="gru", embed=64, hidden=128, attention="dot"))
+    c.model = ml_collections.ConfigDict(dict(cell="gru", embed=64, hidden=128, attention="dot",
+                                             bidirectional=True))   # attention models only
     c.optimizer = default_optimizer_config()
     c.optimizer.name = "adam"
     c.optimizer.learning_rate = 3e-3

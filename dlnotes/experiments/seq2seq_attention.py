@@ -2,8 +2,10 @@
 
 Task (``dlnotes.data.sequences.copy_through_map``): copy a sequence of vocab-10 tokens through a fixed
 token map, training lengths 5–30 (uniform), padding + masks. Model (``dlnotes.models.seq2seq``): GRU
-encoder and decoder, H = 128, embeddings 64; the decoder starts from the encoder's final state and,
-with attention, reads a context over all encoder states at each step (additive or dot-product).
+encoder and decoder, H = 128, embeddings 64; the decoder starts from the encoder's (forward) final
+state and, with attention, reads a context over all encoder states at each step (additive or
+dot-product; attention models encode bidirectionally, so e_j also knows its distance to the end —
+with a one-way encoder, 600 steps left the longest lengths at 0.94).
 Adam 3e-3, gradient clip 1, 600 steps of batch 256, teacher forcing. Evaluation: greedy decoding inside
 ``lax.scan`` on ``n_per_length`` test pairs of every length 5…30; exact match = every target token and
 the EOS right.

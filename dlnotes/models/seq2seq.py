@@ -1,7 +1,8 @@
 """Encoder–decoder RNNs with and without attention (flax.nnx over ``dlnotes.nn.recurrent``).
 
 Encoder: embed the source, one masked ``lax.scan`` of a GRU/LSTM/RNN cell -> states e_1..e_S and the
-final state (at each sequence's last valid token). The decoder starts from that final state:
+final state (at each sequence's last valid token); ``bidirectional`` adds a reversed scan and
+e_j = [forward_j; backward_j] (attention models). The decoder starts from that final state:
 without attention it is the only thing the decoder knows about the source (the bottleneck). Each
 decoder step t, from the previous state s_{t−1} and previous token y_{t−1} (Bahdanau et al. 2015):
 
@@ -65,19 +66,23 @@ class Seq2Seq(nnx.Module):
     """
 
     def __init__(self, vocab_size: int, embed: int, hidden: int, *, rngs: nnx.Rngs, cell: str = "gru",
-                 attention: str = "none"):
+                 attention: str = "none", bidirectional: bool = False):
         self.attention, self.hidden, self.kind = attention, hidden, cell
+        self.bidirectional = bidirectional
         self.src_embed = nnx.Embed(vocab_size, embed, rngs=rngs)
         self.tgt_embed = nnx.Embed(vocab_size, embed, rngs=rngs)
         self.encoder = RecurrentCell(cell, embed, hidden, rngs=rngs)
-        ctx = hidden if attention != "none" else 0
+        if bidirectional:
+            self.encoder_bwd = RecurrentCell(cell, embed, hidden, rngs=rngs)
+        enc = 2 * hidden if bidirectional else hidden          # width of the encoder states e_j
+        ctx = enc if attention != "none" else 0
         self.decoder = RecurrentCell(cell, embed + ctx, hidden, rngs=rngs)
         if attention == "additive":
             self.att_q = nnx.Linear(hidden, hidden, use_bias=False, rngs=rngs)
-            self.att_k = nnx.Linear(hidden, hidden, rngs=rngs)
+            self.att_k = nnx.Linear(enc, hidden, rngs=rngs)
             self.att_v = nnx.Param(jax.random.normal(rngs.params(), (hidden,)) / jnp.sqrt(hidden))
         elif attention == "dot":
-            self.att_q = nnx.Linear(hidden, hidden, use_bias=False, rngs=rngs)
+            self.att_q = nnx.Linear(hidden, enc, use_bias=False, rngs=rngs)
         self.out = nnx.Linear(hidden + ctx, vocab_size, rngs=rngs)
 
     # pieces usable step by step (tests, inspection)
@@ -86,6 +91,10 @@ class Seq2Seq(nnx.Module):
         x = self.src_embed(src)
         carry0 = self.encoder.initial_carry(src.shape[0], x.dtype)
         carry, states = rec.scan_cell(self.encoder.pure(), self.encoder.arrays(), x, carry0, mask=src_mask)
+        if self.bidirectional:     # states [forward; backward]; the decoder starts from the forward final state
+            _, bwd = rec.scan_cell(self.encoder_bwd.pure(), self.encoder_bwd.arrays(), x, carry0, mask=src_mask,
+                                   reverse=True)
+            states = jnp.concatenate([states, bwd], axis=-1)
         keys = self.att_k(states) if self.attention == "additive" else states
         return carry, (states, keys, src_mask)
 
@@ -135,14 +144,16 @@ class Seq2Seq(nnx.Module):
 
 
 def make_seq2seq(config) -> Functional:
-    """Config ``model``: cell (gru|lstm|rnn), embed, hidden, attention (none|additive|dot), vocab
-    (content tokens; the model's vocabulary adds PAD/BOS/EOS)."""
+    """Config ``model``: cell (gru|lstm|rnn), embed, hidden, attention (none|additive|dot), bidirectional
+    (encoder states [forward; backward], used only with attention: without, the decoder sees only the
+    forward final state either way), vocab (content tokens; the vocabulary adds PAD/BOS/EOS)."""
     m = config.model
     check(m.cell in KINDS, "model.cell", f"must be one of {KINDS}, got {m.cell!r}")
     check(m.attention in ATTENTION, "model.attention", f"must be one of {ATTENTION}, got {m.attention!r}")
     check(m.hidden >= 1 and m.embed >= 1, "model.hidden", "hidden and embed must be >= 1")
 
     def make(rngs, hp):
-        return Seq2Seq(m.vocab + NUM_SPECIAL, m.embed, m.hidden, rngs=rngs, cell=m.cell, attention=m.attention)
+        return Seq2Seq(m.vocab + NUM_SPECIAL, m.embed, m.hidden, rngs=rngs, cell=m.cell, attention=m.attention,
+                       bidirectional=bool(m.get("bidirectional", False)) and m.attention != "none")
 
     return functional(make, None)
