@@ -579,8 +579,8 @@ def _figure_aggregators(eq, acc, c34, config, majority, path):
     a2.axhline(100 * majority, color="gray", ls=":", lw=1, label="majority class")
     a2.set_xticks(xs, names, rotation=30)
     a2.set(ylim=(0, 105), ylabel="test accuracy (%) — bar: mean, dots: seeds",
-           title=f"generated task '{config.data.task}' ({config.data.min_nodes}–{config.data.max_nodes} nodes, "
-                 "node features [1, marked])")
+           title=f"generated task '{config.data.task}' ({config.data.min_nodes}–{config.data.max_nodes} nodes,\n"
+                 "node features [1, marked]), one compiled grid")
     a2.legend(fontsize=7, loc="lower right")
     return plots.save(fig, path)
 
