@@ -11,7 +11,7 @@
 ``task``: "reversal" | "copy" (encoder–decoder, ``dlnotes.data.sequences``, padded to ``data.max_len``)
 | "char_lm" (see configs/char_lm.py). The model: 2 + 2 pre-norm blocks, d = 64, 4 heads, learned
 positions, bias-free linear layers; Adam 3e-3 (β₂ 0.98, 20 warm-up steps, cosine to 3e-5), batch 64 of
-20,000 training pairs, 600 steps (C44's reversal 10: its own 300-step run).
+20,000 training pairs, 1000 steps (C44's reversal 10: its own 300-step run, batch 128, constant 3e-3).
 """
 import ml_collections
 
@@ -24,7 +24,7 @@ def get_config(arg: str = "full"):
     c.experiment = "transformer"
     c.task = "reversal"
     c.seed = 0
-    c.num_steps = 600
+    c.num_steps = 1000
     c.log_every = 100
     c.batch_size = 64
     c.sampling = "replacement"
@@ -42,7 +42,8 @@ def get_config(arg: str = "full"):
                                            tau_max_over_gap=10.0, tau_min_over_gap=1e-3))
     c.c43 = ml_collections.ConfigDict(dict(dim=512, positions=128, shifts=(1, 7, 50, 200), norm_ratio=1.0,
                                            ratio_grid=(0.25, 0.5, 1.0, 1.5, 2.0, 4.0), num_seeds=5))
-    c.c44 = ml_collections.ConfigDict(dict(length=10, steps=300, log_every=50, copy_lengths=(5, 30),
+    c.c44 = ml_collections.ConfigDict(dict(length=10, steps=300, log_every=50, batch_size=128, schedule="constant",
+                                           copy_lengths=(5, 30),
                                            copy_seeds=0 if fast else 2))
     c.c45 = ml_collections.ConfigDict(dict(length=20))
     c.check = ml_collections.ConfigDict(dict(num_seeds=2 if fast else 5))

@@ -326,7 +326,9 @@ def run(config, workdir):
     t0 = time.perf_counter()
     copy_seeds = config.c44.copy_seeds
     c44_cfg = hpmod.with_changes(cfg, **{"model.norm": "layer", "num_steps": config.c44.steps,
-                                         "log_every": config.c44.log_every, "data.max_len": config.c44.length})
+                                         "log_every": config.c44.log_every, "data.max_len": config.c44.length,
+                                         "batch_size": config.c44.batch_size,
+                                         "optimizer.schedule.name": config.c44.schedule})
     data = {"rev10": seq_data(c44_cfg, "reversal", config.c44.length),
             "rev20": seq_data(cfg, "reversal", config.c45.length)}
     if copy_seeds:
@@ -383,9 +385,9 @@ def run(config, workdir):
         f"exactly 0; exact match ≥ {C44_MIN_EXACT} by step {C44_BY_STEP}", ok44, fig44,
         details=f"encoder–decoder, {cfg.model.num_layers}+{cfg.model.num_layers} layers, d = {cfg.model.width}, "
                 f"{cfg.model.num_heads} heads, {cfg.model.posenc} positions, LayerNorm, Adam "
-                f"{cfg.optimizer.learning_rate:g}, batch {cfg.batch_size}, {cfg.data.n_train} training pairs, "
-                f"greedy decoding on {cfg.data.n_val} held-out pairs, {config.c44.steps} steps (warm-up then "
-                f"cosine); exact match by step (seed mean): "
+                f"{cfg.optimizer.learning_rate:g} ({config.c44.schedule} schedule), batch {config.c44.batch_size}, "
+                f"{cfg.data.n_train} training pairs, greedy decoding on {cfg.data.n_val} held-out pairs, "
+                f"{config.c44.steps} steps; exact match by step (seed mean): "
                 + ", ".join(f"{s}: {ex10[:, i].mean():.3f}" for i, s in enumerate(steps44)) + copy_text
                 + ("; GRU models (C41): " + gru["text"] if gru else
                    "; the GRU seq2seq models of C41 are not reported beside it here (see seq2seq_attention's C41 row)")))
