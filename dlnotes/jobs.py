@@ -26,9 +26,10 @@ from dlnotes.train.runner import Runner
 
 def build_task(config):
     """The experiment's task for this config (validates the config first)."""
-    if "experiment" not in config or config.experiment not in xbase.EXPERIMENTS:
+    known = {**xbase.EXPERIMENTS, **xbase.PENDING}
+    if "experiment" not in config or config.experiment not in known:
         raise ConfigError("experiment", f"unknown experiment {config.get('experiment')!r} "
-                                        f"(known: {', '.join(xbase.EXPERIMENTS)})")
+                                        f"(known: {', '.join(known)})")
     mod = xbase.module(config.experiment)
     if hasattr(mod, "validate"):
         mod.validate(config)

@@ -14,9 +14,22 @@ EXPECTED_EXPERIMENTS = {
     "lr_stability", "sgd_noise", "relu_elbows", "ridge", "init_variance", "standardization", "momentum",
     "adaptive", "conv_geometry", "digits_cnn", "normalization", "depth_residual", "regularization",
     "pca_autoencoder", "kmeans", "self_supervised",
-    "filters_rnn", "lstm_memory", "seq2seq_attention", "transformer", "word2vec",
+    "filters_rnn", "lstm_memory", "word2vec",
     "gnn",
 }
+
+
+def test_pending_experiments_import_and_validate():
+    """Not yet in the report (a fast-profile check still fails), but their modules and configs load."""
+    assert set(base.PENDING) == {"seq2seq_attention", "transformer"}
+    assert not set(base.PENDING) & set(base.EXPERIMENTS)
+    for name, claims in base.PENDING.items():
+        mod = base.module(name)
+        assert tuple(mod.CLAIMS) == tuple(claims), name
+        for profile in ("fast", "full"):
+            config = base.load_config(name, profile)
+            if hasattr(mod, "validate"):
+                mod.validate(config)
 
 
 def test_registry_is_complete_and_every_module_imports():
