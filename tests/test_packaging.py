@@ -8,7 +8,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def test_installed_package_loads_configs(tmp_path):
     target = tmp_path / "site"
-    p = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+    p = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
                         "--target", str(target), ROOT], capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-2000:]
     code = ("import dlnotes, dlnotes.experiments.base as b;"
