@@ -119,10 +119,16 @@ def test_filter_gap_sup_is_about_0_2():
 
 def test_conditioned_problem_has_the_asked_spectrum():
     with jax.enable_x64(True):
-        X, y = ridge.conditioned_problem(jax.random.key(0), 30, 6, 1e-4, 0.1)
+        X, y, sig, V = ridge.conditioned_problem(jax.random.key(0), 30, 6, 1e-4, 0.1)
         s = np.asarray(jnp.linalg.svd(X, compute_uv=False))
         np.testing.assert_allclose(s, np.geomspace(1, 1e-4, 6), rtol=1e-10)
+        np.testing.assert_allclose(sig, s, rtol=1e-10)
+        np.testing.assert_allclose(np.asarray(V).T @ np.asarray(V), np.eye(6), atol=1e-12)
         assert y.shape == (30,)
+        # held-out rows share the training distribution: their second moments follow σ² along V
+        Xt, yt = ridge.held_out_problem(jax.random.key(1), 20000, 30, sig, V, 0.1, 0.0)
+        m = np.asarray(V).T @ (np.asarray(Xt).T @ np.asarray(Xt) / 20000) @ np.asarray(V) * 30
+        np.testing.assert_allclose(np.diag(m), np.asarray(sig) ** 2, rtol=0.05)
 
 
 def test_underdetermined_data_key_is_not_a_run_key():
