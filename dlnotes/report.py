@@ -86,6 +86,9 @@ def write_report(workdir: str, claims, *, profile: str, timings: dict) -> str:
              "Verdicts: **reproduced** — the notes' statement holds against CLAIMS.md's threshold; "
              "**differs** — measured, it does not hold at this scale (the row shows the number; the finding "
              "that explains it passed its own check); **FAILS** — a check failed, a defect.", "",
+             *([f"Not in this report yet: {', '.join(c for ids in base.PENDING.values() for c in ids)} "
+                f"({', '.join(base.PENDING)}: a check of their fast profile still fails; they train, but "
+                "their claims are shown only once every check passes).", ""] if base.PENDING else []),
              "| claim | statement | measured | threshold | verdict | figure |",
              "| --- | --- | --- | --- | --- | --- |"]
     for c in claims:

@@ -68,6 +68,7 @@ def test_report_shows_three_verdicts(tmp_path):
     assert summary(claims) == "1 reproduced, 1 differs, 1 fails"
     text = open(write_report(str(tmp_path), claims, profile="fast", timings={"x": 1.0})).read()
     assert "3 claims: 1 reproduced, 1 differs, 1 fails" in text
+    assert all(c in text for ids in base.PENDING.values() for c in ids)
     rows = [line for line in text.splitlines() if line.startswith("| C")]
     assert [r.split(" | ")[0] for r in rows] == ["| C1", "| C2", "| C3"]
     assert "| reproduced |" in rows[0] and "| *differs* |" in rows[1] and "| **FAILS** |" in rows[2]
