@@ -29,7 +29,6 @@ T, B, D, H, C, N = 50, 32, 32, 128, 10, 1024
 
 def make_ours(steps: int):
     import jax
-    import jax.numpy as jnp
     import optax
     from flax import nnx
 
