@@ -40,6 +40,7 @@ def make_ours(steps: int):
     """(one timed run -> seconds, first call incl. compile in s, XLA cost analysis of the compiled chunk)."""
     import jax
 
+    from harness import engine_timer
     from dlnotes.experiments import digits_cnn
     from dlnotes import hparams as hpmod
     from dlnotes.train.runner import Runner
@@ -48,27 +49,21 @@ def make_ours(steps: int):
     task = digits_cnn.build_task(cfg)
     runner = Runner(task)
     hp = hpmod.from_config(cfg)
-    t0 = time.perf_counter()
-    jax.block_until_ready(runner.run(hp, jax.random.key(100)).state.params)
-    first = time.perf_counter() - t0
+    run_once, first = engine_timer(runner, hp)
     cost = {}
     try:
         import jax.numpy as jnp
         state, _ = runner._init(jax.tree.map(jnp.asarray, hp), jax.random.key_data(jax.random.key(0)), task.data)
         # one training step on its own (XLA counts a scan's body once, not per iteration)
-        step = jax.jit(lambda s, h, d, t: runner.engine.step(s, h, d, t))
+        from dlnotes.train.loop import epoch_permutation
+        perm = epoch_permutation(task, jax.random.key(0), 0)   # epoch sampling slices a permutation
+        step = jax.jit(lambda s, h, d, t: runner.engine.step(s, h, d, t, perm))
         ca = step.lower(state, jax.tree.map(jnp.asarray, hp), task.data, jnp.int32(1)).compile().cost_analysis()
         ca = ca[0] if isinstance(ca, (list, tuple)) else ca
         cost = {"flops_per_step": float(ca.get("flops", float("nan"))),
                 "bytes_per_step": float(ca.get("bytes accessed", float("nan")))}
     except Exception as e:  # noqa: BLE001 — cost analysis is informative only
         cost = {"error": f"{type(e).__name__}: {e}"}
-    seed = iter(range(10**6))
-
-    def run_once():
-        t0 = time.perf_counter()
-        jax.block_until_ready(runner.run(hp, jax.random.key(next(seed))).state.params)
-        return time.perf_counter() - t0
     return run_once, first, cost
 
 

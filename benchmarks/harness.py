@@ -75,6 +75,22 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - t0
 
 
+def engine_timer(runner, hp):
+    """(one timed run of ``runner`` with a fresh seed key -> seconds, first call incl. compile in s)."""
+    import jax
+
+    t0 = time.perf_counter()
+    jax.block_until_ready(runner.run(hp, jax.random.key(10**6)).state.params)
+    first = time.perf_counter() - t0
+    seed = iter(range(10**6))
+
+    def run_once():
+        t0 = time.perf_counter()
+        jax.block_until_ready(runner.run(hp, jax.random.key(next(seed))).state.params)
+        return time.perf_counter() - t0
+    return run_once, first
+
+
 def compare(fns: dict[str, Callable[[], float]], *, repeats: int = 5, reference: str | None = None,
             log=print) -> dict:
     """Run each ``fns[name]()`` (one timed run, returns seconds) ``repeats`` times, interleaved.

@@ -48,8 +48,7 @@ def model_flops(vocab: int) -> float:
 
 
 def make_ours(steps: int):
-    import jax
-
+    from harness import engine_timer
     from dlnotes import hparams as hpmod
     from dlnotes.experiments import transformer
     from dlnotes.train.runner import Runner
@@ -58,16 +57,7 @@ def make_ours(steps: int):
     task = transformer.build_task(cfg)
     runner = Runner(task)
     hp = hpmod.from_config(cfg)
-    t0 = time.perf_counter()
-    jax.block_until_ready(runner.run(hp, jax.random.key(100)).state.params)
-    first = time.perf_counter() - t0
-    seed = [0]
-
-    def once():
-        seed[0] += 1
-        t0 = time.perf_counter()
-        jax.block_until_ready(runner.run(hp, jax.random.key(seed[0])).state.params)
-        return time.perf_counter() - t0
+    once, first = engine_timer(runner, hp)
     vocab = int(task.data["train"]["x"].max()) + 1
     return once, first, np.asarray(task.data["train"]["x"]), vocab
 
