@@ -147,8 +147,7 @@ def _sweep(task, config, sweep, points, workdir, lead, progress, chunk_steps, ma
     mine = padded[parallel.process_slice(len(padded))]
     hp, keys = sweepmod.stack_points(config, mine)
     runner = Runner(task, grid=True, map_batch_size=map_batch_size, sharding=sharding)
-    ckdir = "checkpoints" if jax.process_count() == 1 else f"checkpoints/process_{jax.process_index()}"
-    ckpt = Checkpointer(os.path.join(workdir, ckdir))
+    ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))   # one checkpoint, written by all processes
     chunk = chunk_steps or int(config.get("chunk_steps", 0)) or None
     res = runner.run(hp, keys, chunk_steps=chunk, checkpointer=ckpt,
                      progress=f"sweep x{len(points)}" if (progress and lead) else False)

@@ -32,11 +32,11 @@ def summary(wd):
     return json.loads((wd / "summary.json").read_text())
 
 
-def killed_then_rerun(wd, *extra, devices=1, ckpt_dir="checkpoints"):
+def killed_then_rerun(wd, *extra, devices=1, processes=1):
     """Start the sweep, SIGKILL its process group after its 3rd checkpoint, rerun it to the end."""
     proc = subprocess.Popen([sys.executable, *SWEEP, f"--workdir={wd}", *extra], cwd=ROOT, env=_env(devices),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    ck = wd / ckpt_dir
+    ck = wd / "checkpoints"
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
         steps = [int(d) for d in (os.listdir(ck) if ck.exists() else []) if d.isdigit()]
@@ -47,13 +47,10 @@ def killed_then_rerun(wd, *extra, devices=1, ckpt_dir="checkpoints"):
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (wd / "sweep.jsonl").exists()
-    newest = []   # per process: the newest checkpoint that existed at the kill
-    for d in sorted((wd / "checkpoints").iterdir()) if (wd / "checkpoints" / "process_0").exists() \
-            else [wd / "checkpoints"]:
-        steps = [int(x) for x in os.listdir(d) if x.isdigit()]
-        newest.append(max(steps) if steps else None)
+    # the newest checkpoint that existed at the kill (one checkpoint holds every process's slice)
+    newest = max(int(x) for x in os.listdir(ck) if x.isdigit())
     rows = sweep(wd, *extra, devices=devices)
-    assert summary(wd)["resumed_from"] == newest, (summary(wd), newest)
+    assert summary(wd)["resumed_from"] == [newest] * processes, (summary(wd), newest)
     return rows
 
 
@@ -93,10 +90,11 @@ def test_sharded_over_4_cpu_devices_equals_unsharded_and_resumes(reference, tmp_
 def test_two_processes_equal_one_and_resume(reference, tmp_path):
     wd = tmp_path / "wd"
     _same(sweep(wd, "--processes=2"), reference)
-    assert sorted(os.listdir(wd / "checkpoints")) == ["process_0", "process_1"]
+    ck = wd / "checkpoints" / "1500" / "default"   # one checkpoint, each process wrote its slice
+    assert {"ocdbt.process_0", "ocdbt.process_1"} <= set(os.listdir(ck)), os.listdir(ck)
     s = summary(wd)
     assert (s["devices"], s["processes"], s["padded_points"], s["points_per_device"]) == (2, 2, 10, 5)
     wk = tmp_path / "killed"
-    killed_then_rerun(wk, "--processes=2", ckpt_dir="checkpoints/process_0")
+    killed_then_rerun(wk, "--processes=2", processes=2)
     assert (wk / "sweep.jsonl").read_text() == (wd / "sweep.jsonl").read_text()   # bit-identical
     assert summary(wk)["resumed_from"][0] >= 300

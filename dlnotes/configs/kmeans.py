@@ -16,8 +16,7 @@ import ml_collections
 from dlnotes.optim.factory import default_optimizer_config
 
 
-def get_config(arg: str = "full"):
-    fast = arg == "fast"
+def get_config(arg: str = "full"):  # fast and full are the same protocol here (it is cheap)
     c = ml_collections.ConfigDict()
     c.experiment = "kmeans"
     c.seed = 0

@@ -28,21 +28,37 @@ UNREADABLE = (OSError, ValueError, KeyError)
 
 
 class Checkpointer:
+    """Checkpoints of a train state (and metrics) under ``directory``.
+
+    In one process the leaves are host arrays. Under ``jax.distributed`` (a sweep split
+    across processes) every leaf has the grid as its leading axis and each process holds
+    its own slice: a save turns the slices into one global array sharded over all
+    processes' devices and every process writes its part of one checkpoint, which orbax
+    commits once all have written; a restore gives each process its slice back.
+    """
+
     def __init__(self, directory: str, max_to_keep: int = 2):
         self.directory = os.path.abspath(directory)
-        extra = {"create": True}
-        self._primary = jax.process_index()
-        if jax.process_count() > 1:  # each process keeps its own checkpoints (its slice of a grid)
-            i = jax.process_index()
-            extra["multiprocessing_options"] = ocp.options.MultiprocessingOptions(
-                primary_host=i, active_processes={i}, barrier_sync_key_prefix=f"p{i}")
-            extra["create"] = False
-            os.makedirs(self.directory, exist_ok=True)
+        self._global = None
+        if jax.process_count() > 1:
+            from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+            self._global = NamedSharding(Mesh(np.array(jax.devices()), ("grid",)), P("grid"))
         self.manager = ocp.CheckpointManager(
             self.directory,
             options=ocp.CheckpointManagerOptions(
-                max_to_keep=max_to_keep, enable_async_checkpointing=False, **extra),
+                max_to_keep=max_to_keep, enable_async_checkpointing=False, create=True),
+            item_handlers=ocp.StandardCheckpointHandler(),
         )
+
+    def _to_global(self, tree):
+        return jax.tree.map(lambda x: jax.make_array_from_process_local_data(self._global, np.asarray(x)),
+                            tree)
+
+    def _to_local(self, tree):
+        def local(a):
+            shards = sorted(a.addressable_shards, key=lambda s: s.index[0].start or 0)
+            return np.concatenate([np.asarray(s.data) for s in shards], axis=0)
+        return jax.tree.map(local, tree)
 
     def all_steps(self) -> list[int]:
         return sorted(self.manager.all_steps())
@@ -50,6 +66,8 @@ class Checkpointer:
     def save(self, step: int, state: Any, extra: Any = None) -> None:
         leaves = {str(i): np.asarray(x) for i, x in enumerate(jax.tree.leaves(state))}
         item = {"state": leaves, "extra": extra if extra is not None else {}}
+        if self._global is not None:
+            item = self._to_global(item)
         self.manager.save(int(step), args=ocp.args.StandardSave(item), force=True)
         self.manager.wait_until_finished()
 
@@ -63,7 +81,15 @@ class Checkpointer:
         found = None
         for step in reversed(self.all_steps()):
             try:
-                item = self.manager.restore(step, args=ocp.args.StandardRestore())
+                if self._global is None:
+                    item = self.manager.restore(step, args=ocp.args.StandardRestore())
+                else:
+                    meta = self.manager.item_metadata(step)
+                    if meta is None:
+                        raise ValueError("no item metadata")
+                    target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=self._global),
+                                          getattr(meta, "tree", meta))
+                    item = self._to_local(self.manager.restore(step, args=ocp.args.StandardRestore(target)))
                 leaves = [np.asarray(item["state"][str(i)]) for i in range(treedef.num_leaves)]
                 ref = jax.tree.leaves(template)
                 for a, r in zip(leaves, ref):
@@ -83,8 +109,14 @@ class Checkpointer:
         return found
 
     def _move_aside(self, steps):
-        if jax.process_count() > 1 and jax.process_index() != self._primary:
-            return
+        if jax.process_index() == 0:
+            self._rename_aside(steps)
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+            multihost_utils.sync_global_devices("dlnotes-checkpoints-moved-aside")
+        self.manager.reload()
+
+    def _rename_aside(self, steps):
         for step in steps:
             src = os.path.join(self.directory, str(step))
             dst = f"{src}.unreadable"
@@ -94,7 +126,6 @@ class Checkpointer:
                 dst = f"{src}.unreadable{n}"
             os.rename(src, dst)
             log.warning("moved the unreadable checkpoint aside to %s", dst)
-        self.manager.reload()
 
     def close(self):
         self.manager.close()

@@ -5,9 +5,10 @@
   sharded with ``NamedSharding(Mesh(devices, ("grid",)), P("grid"))``; ``jit``
   runs each device's slice of points, data replicated.
 - **Processes / hosts** (``jax.distributed``): each process trains its own
-  contiguous slice of the (padded) grid on its local devices — points are
-  independent, so no collective runs during training — and the final metrics are
-  gathered with ``multihost_utils.process_allgather``; process 0 writes the files.
+  contiguous slice of the (padded) grid on its local devices (points are
+  independent, so no collective runs during training; a checkpoint is written by
+  all processes together, see ``checkpoint.Checkpointer``) — and the final metrics
+  are gathered with ``multihost_utils.process_allgather``; process 0 writes the files.
 - **Locally**, ``scripts/sweep.py --processes=2`` launches the processes itself,
   one pinned per core (on a small CPU this beats one process: XLA's CPU code for
   tiny batched matmuls gains nothing from a big vmap and one process's threads
