@@ -54,7 +54,8 @@ def classification_task(config, model, data, *, augment=None, call_kwargs: Calla
     Evaluation (every ``log_every`` steps, eval mode): ``<split>_acc`` and
     ``<split>_loss`` for each split in ``eval_splits`` present in ``data``, plus
     ``train_acc`` on the training set; ``eval_batch`` > 0 evaluates in slices of
-    that size (``lax.map``) to bound memory.
+    that size (``lax.map``, the last one zero-padded) to bound memory. All splits go through
+    one forward pass (concatenated), so the network's forward pass is compiled once for evaluation.
     """
     from dlnotes.losses import cross_entropy
 
@@ -81,18 +82,25 @@ def classification_task(config, model, data, *, augment=None, call_kwargs: Calla
         return ce, ({"batch_acc": acc}, new_ms)
 
     def predict(params, ms, x, hp):
-        if eval_batch and x.shape[0] > eval_batch and x.shape[0] % eval_batch == 0:
+        if eval_batch and x.shape[0] > eval_batch:
+            n = x.shape[0]
+            x = jnp.concatenate([x, jnp.zeros((-n % eval_batch,) + x.shape[1:], x.dtype)])
             xs = x.reshape((-1, eval_batch) + x.shape[1:])
             out = jax.lax.map(lambda xb: model.apply(params, ms, xb, train=False, **kw(hp))[0], xs)
-            return out.reshape((x.shape[0],) + out.shape[2:])
+            return out.reshape((x.shape[0],) + out.shape[2:])[:n]
         return model.apply(params, ms, x, train=False, **kw(hp))[0]
 
     def evaluate(params, ms, d, hp):
-        out = {}
-        for split in ("train",) + tuple(s for s in eval_splits if s in d):
-            logits = predict(params, ms, d[split]["x"], hp)
-            out[f"{split}_acc"] = jnp.mean(jnp.argmax(logits, -1) == d[split]["y"])
-            out[f"{split}_loss"] = cross_entropy(logits, d[split]["y"])
+        # every split in one forward pass (eval mode: examples are independent), so the compiled
+        # program holds one copy of the network's forward pass, not one per split size
+        splits = ("train",) + tuple(s for s in eval_splits if s in d)
+        sizes = [d[s]["x"].shape[0] for s in splits]
+        logits = predict(params, ms, jnp.concatenate([d[s]["x"] for s in splits]), hp)
+        out, start = {}, 0
+        for split, n in zip(splits, sizes):
+            lg, start = logits[start:start + n], start + n
+            out[f"{split}_acc"] = jnp.mean(jnp.argmax(lg, -1) == d[split]["y"])
+            out[f"{split}_loss"] = cross_entropy(lg, d[split]["y"])
         return out
 
     bs = config.get("batch_size", 0) or None
