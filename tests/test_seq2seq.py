@@ -70,3 +70,36 @@ def test_attend_and_masked_cross_entropy():
     ref = -np.mean([lp[n, t, tgt[n, t]] for n in range(2) for t in range(3) if m[n, t]])
     np.testing.assert_allclose(float(sequence_cross_entropy(jnp.asarray(logits), jnp.asarray(tgt),
                                                             jnp.asarray(m))), ref, rtol=1e-5)
+
+
+def test_source_eos_is_appended_after_the_last_valid_token():
+    from dlnotes.models.seq2seq import with_source_eos
+    b = seq.copy_through_map(3, 7, (2, 6))
+    src, mask = with_source_eos(b["src"], b["src_mask"])
+    src, mask, L = np.asarray(src), np.asarray(mask), np.asarray(b["src_len"])
+    assert src.shape == (7, 7) and mask.shape == (7, 7)
+    for i in range(7):
+        np.testing.assert_array_equal(src[i, :L[i]], np.asarray(b["src"])[i, :L[i]])
+        assert src[i, L[i]] == seq.EOS and (src[i, L[i] + 1:] == seq.PAD).all()
+        assert mask[i, :L[i] + 1].all() and not mask[i, L[i] + 1:].any()
+
+
+@pytest.mark.parametrize("attention", ["none", "dot"])
+def test_source_eos_model_ignores_padding_and_attends_to_the_eos_column(attention):
+    c = ml_collections.ConfigDict()
+    c.model = ml_collections.ConfigDict(dict(cell="gru", embed=8, hidden=16, attention=attention, vocab=10,
+                                             bidirectional=False, source_eos=True))
+    f = make_seq2seq(c)
+    params, ms = f.init(jax.random.key(0))
+    b = seq.copy_through_map(2, 6, (2, 9))
+    o1, _ = f.apply(params, ms, b)
+    o2, _ = f.apply(params, ms, dict(b, src=jnp.where(b["src_mask"], b["src"], 5)))
+    np.testing.assert_allclose(np.asarray(o1["logits"]), np.asarray(o2["logits"]), atol=1e-6)
+    if attention != "none":
+        att = np.asarray(o1["attention"])                 # (N, T+1, S+1): the EOS column is attended
+        assert att.shape[-1] == b["src"].shape[1] + 1
+        L = np.asarray(b["src_len"])
+        np.testing.assert_allclose(att.sum(-1), 1.0, atol=1e-5)
+        assert all((att[i, :, L[i] + 1:] == 0).all() and (att[i, :, L[i]] > 0).all() for i in range(6))
+    g, _ = f.apply(params, ms, b, mode="greedy")
+    assert g["tokens"].shape == b["tgt_out"].shape

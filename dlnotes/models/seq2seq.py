@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from dlnotes.data.sequences import BOS, NUM_SPECIAL
+from dlnotes.data.sequences import BOS, EOS, NUM_SPECIAL, PAD
 from dlnotes.errors import check
 from dlnotes.models.base import Functional, functional
 from dlnotes.models.rnn import KINDS, RecurrentCell
@@ -49,6 +49,16 @@ def attend(scores: jax.Array, values: jax.Array, mask: jax.Array):
     return w, jnp.einsum("ns,nsh->nh", w, values)
 
 
+def with_source_eos(src: jax.Array, src_mask: jax.Array):
+    """Append EOS after each source's last valid token: (src (N, S+1), mask (N, S+1))."""
+    n, s = src.shape
+    length = jnp.sum(src_mask, axis=1)
+    pos = jnp.arange(s + 1)[None, :]
+    src = jnp.concatenate([jnp.where(src_mask, src, PAD), jnp.full((n, 1), PAD, src.dtype)], axis=1)
+    src = jnp.where(pos == length[:, None], EOS, src).astype(src.dtype)
+    return src, pos <= length[:, None]
+
+
 def sequence_cross_entropy(logits: jax.Array, targets: jax.Array, mask: jax.Array) -> jax.Array:
     """Mean token cross-entropy over the valid (mask) positions: logits (N, T, V), targets (N, T)."""
     logp = jax.nn.log_softmax(logits, axis=-1)
@@ -66,9 +76,9 @@ class Seq2Seq(nnx.Module):
     """
 
     def __init__(self, vocab_size: int, embed: int, hidden: int, *, rngs: nnx.Rngs, cell: str = "gru",
-                 attention: str = "none", bidirectional: bool = False):
+                 attention: str = "none", bidirectional: bool = False, source_eos: bool = False):
         self.attention, self.hidden, self.kind = attention, hidden, cell
-        self.bidirectional = bidirectional
+        self.bidirectional, self.source_eos = bidirectional, source_eos
         self.src_embed = nnx.Embed(vocab_size, embed, rngs=rngs)
         self.tgt_embed = nnx.Embed(vocab_size, embed, rngs=rngs)
         self.encoder = RecurrentCell(cell, embed, hidden, rngs=rngs)
@@ -87,7 +97,12 @@ class Seq2Seq(nnx.Module):
 
     # pieces usable step by step (tests, inspection)
     def encode(self, src, src_mask):
-        """-> (decoder initial carry, memory) where memory = (states (N, S, H), keys, mask)."""
+        """-> (decoder initial carry, memory) where memory = (states (N, S, H), keys, mask).
+
+        With ``source_eos`` the encoder reads the source followed by EOS (S + 1 positions), as in
+        Sutskever et al. / Bahdanau et al.: the end of the sentence is a token it sees and can attend to."""
+        if self.source_eos:
+            src, src_mask = with_source_eos(src, src_mask)
         x = self.src_embed(src)
         carry0 = self.encoder.initial_carry(src.shape[0], x.dtype)
         carry, states = rec.scan_cell(self.encoder.pure(), self.encoder.arrays(), x, carry0, mask=src_mask)
@@ -154,6 +169,7 @@ def make_seq2seq(config) -> Functional:
 
     def make(rngs, hp):
         return Seq2Seq(m.vocab + NUM_SPECIAL, m.embed, m.hidden, rngs=rngs, cell=m.cell, attention=m.attention,
-                       bidirectional=bool(m.get("bidirectional", False)) and m.attention != "none")
+                       bidirectional=bool(m.get("bidirectional", False)) and m.attention != "none",
+                       source_eos=bool(m.get("source_eos", False)))
 
     return functional(make, None)
