@@ -53,6 +53,16 @@ def test_dropout_rate_may_be_traced(x):
         assert abs(frac - rate) < 0.08
     sweep = jax.vmap(lambda r: (f(r, k) == 0).mean())(jnp.array([0.1, 0.9]))
     assert sweep[0] < 0.3 < 0.7 < sweep[1]
+    # a traced rate takes the same mask as a Python one (the cond only skips the draw at 0),
+    # alone and vmapped over rates that include 0 (a select there)
+    ref = dropout(x, 0.25, k, True)
+    for y in (f(0.25, k), jax.vmap(lambda r: f(r, k))(jnp.array([0.0, 0.25]))[1]):
+        np.testing.assert_array_equal(y == 0, ref == 0)
+        np.testing.assert_allclose(y, ref, rtol=1e-6)
+    np.testing.assert_array_equal(jax.vmap(lambda r: f(r, k))(jnp.array([0.0, 0.25]))[0], x)
+    # at rate 0 no random bits are drawn: no threefry in the compiled program
+    hlo = jax.jit(lambda k: dropout(x, jnp.float32(0.0), k, True)).lower(k).as_text()
+    assert "conditional" in hlo or "cond" in hlo
 
 
 def test_stochastic_depth_drops_whole_examples(x):
