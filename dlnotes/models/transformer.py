@@ -7,7 +7,9 @@ Block (pre-norm, weights shared across positions; a GNN on the complete — or c
     x ← x + CrossAttention(norm(x), memory)        (decoder of an encoder–decoder only)
     x ← x + W₂·gelu(W₁·norm(x))                    (the MLP: per-position non-linearity)
 
-``norm``: "layer" (LayerNorm, centred, scale and bias) or "rms" (bias-free RMS norm, scale only).
+``norm``: "layer" (LayerNorm, centred, scale and bias) or "rms" (bias-free RMS norm, scale only), or
+"switch": :class:`SwitchNorm`, either of the two chosen by the traced hyperparameter ``model.rms`` (0 or
+1) held in ``model_state``, so LayerNorm and RMS-norm models share one compiled (vmapped) program.
 Positions (``posenc``): "learned" (a table), "sinusoidal" (added, fixed), "rope" (rotary, in
 attention), "none". Linear layers are bias-free unless ``use_bias``.
 
@@ -22,21 +24,52 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from dlnotes import hparams as hpmod
 from dlnotes.errors import ConfigError, check
 from dlnotes.models.base import functional
 from dlnotes.nn import attention as att
 from dlnotes.nn import layers as L
 from dlnotes.nn import posenc
 
-NORMS = ("layer", "rms")
+NORMS = ("layer", "rms", "switch")
 POSENCS = ("learned", "sinusoidal", "rope", "none")
 
 
-def make_norm(kind: str, dim: int):
+class NormChoice(nnx.Variable):
+    """Not trained: which norm a :class:`SwitchNorm` computes (0. LayerNorm, 1. RMS norm)."""
+
+
+class SwitchNorm(nnx.Module):
+    """LayerNorm (``rms`` = 0) or bias-free RMS norm (``rms`` = 1), the choice a number in ``model_state``.
+
+    c = 1 − rms;  y = (x − c·mean x) / √(mean (x − c·mean x)² + ε_c) · γ + c·β,  ε_c = c·1e-5 + rms·1e-6
+
+    At rms = 1 the centring and β vanish exactly (β gets zero gradient and stays 0): ``L.RMSNorm``;
+    at rms = 0 it is ``L.LayerNorm`` (same ε). Shapes do not depend on the choice, so seeds × {LN,
+    RMS} vmap in one compiled program.
+    """
+
+    def __init__(self, dim: int, rms=0.0):
+        self.scale = nnx.Param(jnp.ones((dim,), jnp.float32))
+        self.bias = nnx.Param(jnp.zeros((dim,), jnp.float32))
+        self.rms = NormChoice(jnp.asarray(rms, jnp.float32))
+
+    def __call__(self, x):
+        r = self.rms[...]
+        c = 1.0 - r
+        xc = x - c * jnp.mean(x, axis=-1, keepdims=True)
+        y = xc * jax.lax.rsqrt(jnp.mean(jnp.square(xc), axis=-1, keepdims=True) + (c * 1e-5 + r * 1e-6))
+        return y * self.scale[...] + c * self.bias[...]
+
+
+def make_norm(kind: str, dim: int, rms=0.0):
+    """``rms``: the choice of a "switch" norm (a number, possibly traced; ignored by the others)."""
     if kind == "layer":
         return L.LayerNorm(dim)
     if kind == "rms":
         return L.RMSNorm(dim)
+    if kind == "switch":
+        return SwitchNorm(dim, rms)
     raise ConfigError("model.norm", f"must be one of {NORMS}, got {kind!r}")
 
 
@@ -55,14 +88,14 @@ class Block(nnx.Module):
     """Pre-norm transformer block; ``cross=True`` adds cross-attention to an encoder's memory."""
 
     def __init__(self, dim: int, num_heads: int, *, mlp_ratio: int = 4, norm: str = "layer", cross: bool = False,
-                 rope: bool = False, use_bias: bool = False, rngs: nnx.Rngs):
-        self.norm1 = make_norm(norm, dim)
+                 rope: bool = False, use_bias: bool = False, rms=0.0, rngs: nnx.Rngs):
+        self.norm1 = make_norm(norm, dim, rms)
         self.attn = att.MultiHeadAttention(dim, num_heads, use_bias=use_bias, rope=rope, rngs=rngs)
         self.cross = cross
         if cross:
-            self.norm_c = make_norm(norm, dim)
+            self.norm_c = make_norm(norm, dim, rms)
             self.cross_attn = att.MultiHeadAttention(dim, num_heads, use_bias=use_bias, rngs=rngs)
-        self.norm2 = make_norm(norm, dim)
+        self.norm2 = make_norm(norm, dim, rms)
         self.mlp = MLP(dim, mlp_ratio, use_bias=use_bias, rngs=rngs)
 
     def __call__(self, x, *, mask=None, memory=None, memory_mask=None, cache=None, index=None):
@@ -80,6 +113,8 @@ class Block(nnx.Module):
 
 def _check_common(m, prefix="model"):
     check(m.norm in NORMS, f"{prefix}.norm", f"must be one of {NORMS}, got {m.norm!r}")
+    if m.norm == "switch" and "rms" in m:
+        check(float(m.rms) in (0.0, 1.0), f"{prefix}.rms", f"must be 0. (LayerNorm) or 1. (RMS norm), got {m.rms!r}")
     check(m.posenc in POSENCS, f"{prefix}.posenc", f"must be one of {POSENCS}, got {m.posenc!r}")
     check(m.width >= 2 and m.width % (2 * m.num_heads) == 0, f"{prefix}.width",
           f"must be a positive multiple of 2·num_heads = {2 * m.num_heads}, got {m.width}")
@@ -113,12 +148,12 @@ class TransformerLM(nnx.Module):
 
     def __init__(self, vocab: int, context: int, dim: int, num_heads: int, num_layers: int, *,
                  mlp_ratio: int = 4, norm: str = "layer", posenc: str = "learned", use_bias: bool = False,
-                 rngs: nnx.Rngs):
+                 rms=0.0, rngs: nnx.Rngs):
         self.embed = _embed(vocab, dim, rngs)
         self.positions = _Positions(posenc, context, dim, rngs=rngs)
         self.blocks = nnx.List([Block(dim, num_heads, mlp_ratio=mlp_ratio, norm=norm, rope=posenc == "rope",
-                                      use_bias=use_bias, rngs=rngs) for _ in range(num_layers)])
-        self.final_norm = make_norm(norm, dim)
+                                      use_bias=use_bias, rms=rms, rngs=rngs) for _ in range(num_layers)])
+        self.final_norm = make_norm(norm, dim, rms)
         self.context, self.num_heads, self.head_dim = context, num_heads, dim // num_heads
 
     def logits(self, h):
@@ -161,17 +196,17 @@ class Seq2SeqTransformer(nnx.Module):
 
     def __init__(self, vocab: int, max_len: int, dim: int, num_heads: int, num_layers: int, *,
                  mlp_ratio: int = 4, norm: str = "layer", posenc: str = "learned", use_bias: bool = False,
-                 rngs: nnx.Rngs):
+                 rms=0.0, rngs: nnx.Rngs):
         rope = posenc == "rope"
         self.embed = _embed(vocab, dim, rngs, std=1.0 / dim ** 0.5)
         self.src_pos = _Positions(posenc, max_len, dim, rngs=rngs)
         self.tgt_pos = _Positions(posenc, max_len + 1, dim, rngs=rngs)
         self.encoder = nnx.List([Block(dim, num_heads, mlp_ratio=mlp_ratio, norm=norm, rope=rope, use_bias=use_bias,
-                                       rngs=rngs) for _ in range(num_layers)])
+                                       rms=rms, rngs=rngs) for _ in range(num_layers)])
         self.decoder = nnx.List([Block(dim, num_heads, mlp_ratio=mlp_ratio, norm=norm, rope=rope, cross=True,
-                                       use_bias=use_bias, rngs=rngs) for _ in range(num_layers)])
-        self.enc_norm = make_norm(norm, dim)
-        self.dec_norm = make_norm(norm, dim)
+                                       use_bias=use_bias, rms=rms, rngs=rngs) for _ in range(num_layers)])
+        self.enc_norm = make_norm(norm, dim, rms)
+        self.dec_norm = make_norm(norm, dim, rms)
 
     def encode(self, src, src_mask):
         h = self.src_pos(self.embed(src))
@@ -192,10 +227,31 @@ class Seq2SeqTransformer(nnx.Module):
         memory = self.encode(batch["src"], batch["src_mask"])
         return self.decode(batch["tgt_in"], memory, batch["src_mask"])
 
-    def greedy(self, src, src_mask, length: int, bos: int):
-        """Greedy autoregressive decoding: (B, length) tokens, each step fed the previous argmax."""
+    def greedy(self, src, src_mask, length: int, bos: int, *, cache: bool = True):
+        """Greedy autoregressive decoding: (B, length) tokens, each step fed the previous argmax.
+
+        ``cache=True``: one position per step through key–value caches of the decoder's
+        self-attention (the encoder's memory is computed once); ``False``: the whole prefix is
+        recomputed at every step (the reference the cache is tested against)."""
         memory = self.encode(src, src_mask)
         b = src.shape[0]
+        if cache:
+            mem_mask = att.padding_mask(None, src_mask)
+            a0 = self.decoder[0].attn
+            caches = [att.init_cache(b, length, a0.num_heads, a0.head_dim, memory.dtype) for _ in self.decoder]
+
+            def one(carry, i):
+                tok, caches = carry
+                h = self.tgt_pos(self.embed(tok[:, None]), i)
+                new = []
+                for blk, c in zip(self.decoder, caches):
+                    h, c = blk(h, memory=memory, memory_mask=mem_mask, cache=c, index=i)
+                    new.append(c)
+                nxt = jnp.argmax(self.embed.attend(self.dec_norm(h))[:, 0], -1).astype(jnp.int32)
+                return (nxt, new), nxt
+
+            _, toks = jax.lax.scan(one, (jnp.full((b,), bos, jnp.int32), caches), jnp.arange(length))
+            return toks.T
         buf = jnp.zeros((b, length + 1), jnp.int32).at[:, 0].set(bos)
 
         def step(i, buf):
@@ -203,6 +259,13 @@ class Seq2SeqTransformer(nnx.Module):
             nxt = jnp.argmax(logits[:, i], -1).astype(jnp.int32)
             return buf.at[:, i + 1].set(nxt)
         return jax.lax.fori_loop(0, length, step, buf)[:, 1:]
+
+
+def _rms(hp, config):
+    """The "switch" norm's choice: traced ``model.rms`` if swept, else the config's (default 0.)."""
+    if config.model.norm != "switch":
+        return 0.0
+    return hpmod.get(hp, config, "model.rms") if "rms" in config.model else 0.0
 
 
 def validate_lm(m, vocab: int | None = None):
@@ -218,7 +281,7 @@ def make_lm(config, vocab: int):
 
     def make(rngs, hp=None):
         return TransformerLM(vocab, m.context, m.width, m.num_heads, m.num_layers, mlp_ratio=m.mlp_ratio,
-                             norm=m.norm, posenc=m.posenc, use_bias=m.use_bias, rngs=rngs)
+                             norm=m.norm, posenc=m.posenc, use_bias=m.use_bias, rms=_rms(hp, config), rngs=rngs)
     return functional(make)
 
 
@@ -229,7 +292,7 @@ def make_seq2seq(config, vocab: int, max_len: int):
 
     def make(rngs, hp=None):
         return Seq2SeqTransformer(vocab, max_len, m.width, m.num_heads, m.num_layers, mlp_ratio=m.mlp_ratio,
-                                  norm=m.norm, posenc=m.posenc, use_bias=m.use_bias, rngs=rngs)
+                                  norm=m.norm, posenc=m.posenc, use_bias=m.use_bias, rms=_rms(hp, config), rngs=rngs)
     return functional(make)
 
 

@@ -39,7 +39,9 @@ def rotation(shift, dim: int, base: float = 10000.0, dtype=None) -> jax.Array:
     a = jnp.asarray(shift, dtype) * frequencies(dim, base, dtype)
     c, s = jnp.cos(a), jnp.sin(a)
     blocks = jnp.stack([jnp.stack([c, s], -1), jnp.stack([-s, c], -1)], -2)      # (d/2, 2, 2)
-    return jax.scipy.linalg.block_diag(*blocks)
+    eye = jnp.eye(blocks.shape[0], dtype=blocks.dtype)
+    # block-diagonal by one einsum (block_diag of d/2 arguments compiled for ~20 s at d = 512)
+    return jnp.einsum("ij,iab->iajb", eye, blocks).reshape(dim, dim)
 
 
 def add_positions(x, pe):
