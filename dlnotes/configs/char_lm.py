@@ -8,9 +8,11 @@
 Corpus: by default the docstrings of a fixed list of standard-library modules, gathered at run time
 (``dlnotes.data.text.stdlib_corpus``: nothing downloaded); ``data.path`` = your own UTF-8 text file.
 Every 10th block of 4,096 characters is held out (``data.val_fraction`` = 0.1); validation loss is
-logged in bits per character (``val_bpc`` in metrics.jsonl). Model (``dlnotes.models.transformer.TransformerLM``): 4 pre-norm
-blocks, 4 heads, width 128, context 64, learned positions, tied embeddings, no dropout; AdamW 1e-3
-(β₂ 0.99, weight decay 0.1), 100 warm-up steps then cosine to 1e-4; batch 12; 2000 steps.
+logged in bits per character (``val_bpc`` in metrics.jsonl) and plotted with the training loss in
+bits in ``bpc.png`` (``dlnotes.experiments.transformer.train_figures``). Model
+(``dlnotes.models.transformer.TransformerLM``): 4 pre-norm blocks, 4 heads, width 128, context 64,
+learned positions, tied embeddings, no dropout; AdamW 1e-3 (β₂ 0.99, weight decay 0.1), 100 warm-up
+steps then cosine to 1e-4; batch 12; 2000 steps.
 This config trains the ``transformer`` experiment's ``char_lm`` task (it checks no claim).
 """
 import ml_collections
