@@ -62,7 +62,7 @@ def make_ours(steps: int):
     cost = {}
     try:
         import jax.numpy as jnp
-        state, _ = runner._init(jax.tree.map(jnp.asarray, hp), jax.random.key_data(jax.random.key(0)), task.data)
+        state, _ = runner.init(hp, jax.random.key(0))
         # one training step on its own (XLA counts a scan's body once, not per iteration)
         from dlnotes.train.loop import epoch_permutation
         perm = epoch_permutation(task, jax.random.key(0), 0)   # epoch sampling slices a permutation

@@ -181,3 +181,21 @@ def test_sweep_spec_and_rows():
     rows = sweep_rows(points, res)
     assert [r["diverged"] for r in rows] == list(np.asarray(res.state.diverged))
     assert rows[0]["final_loss"] == pytest.approx(float(res.metrics["steps"]["loss"][0, -1]))
+
+
+def test_uniform_hyperparameters_enter_a_grid_unbatched():
+    """Hyperparameters equal at every grid point lose the grid axis (a cond on them stays a branch);
+    the numbers equal the single runs, and a later grid that varies them compiles once more."""
+    task = _task(num_steps=40, optimizer=lambda hp: optax.sgd(hp["lr"] * jnp.where(hp["scale"] > 0, hp["scale"], 1.0)))
+    r = Runner(task, grid=True)
+    keys = jax.random.split(jax.random.key(5), 3)
+    hp = {"lr": jnp.array([0.01, 0.05, 0.1]), "scale": jnp.array([0.5, 0.5, 0.5])}
+    vary, same = r.split_hp(hp)
+    assert set(vary) == {"lr"} and set(same) == {"scale"} and np.shape(same["scale"]) == ()
+    grid = r.run(hp, keys)
+    for i in range(3):
+        one = Runner(task).run({"lr": hp["lr"][i], "scale": jnp.float32(0.5)}, keys[i])
+        for a, b in zip(jax.tree.leaves(one.state.params), jax.tree.leaves(grid.state.params)):
+            np.testing.assert_allclose(np.asarray(b)[i], a, rtol=1e-6, atol=1e-7)
+    r.run({"lr": hp["lr"], "scale": jnp.array([0.5, 0.0, 2.0])}, keys)
+    assert r._init._cache_size() == 2

@@ -6,6 +6,12 @@ between chunks, so the per-step cost is the scan's, not Python's. A grid of
 points (leading axis G on ``hp`` and ``keys``) runs as ``vmap`` — or, with
 ``map_batch_size``, as ``lax.map`` over vmapped blocks of that size, which is
 faster on CPUs where a huge vmap gains nothing.
+
+In a grid, a hyperparameter with the same value at every point (the ones not
+swept) enters unbatched: the compiled code sees a scalar, so a ``lax.cond`` on it
+stays a branch (e.g. dropout at rate 0 draws no mask) instead of becoming a
+select that runs both sides. Which hyperparameters vary is part of the program
+(a sweep over another key compiles once more); their values never are.
 """
 from __future__ import annotations
 
@@ -61,7 +67,9 @@ class Runner:
         self.task, self.grid = task, grid
         self.engine = Engine(task)
         e = self.engine
-        self._init = jax.jit(_batched(e.init, grid, map_batch_size, (0, 0, None)))
+        # (varying hp, uniform hp, keys, data): the varying part carries the grid axis
+        self._init = jax.jit(_batched(lambda hv, hu, k, d: e.init({**hv, **hu}, k, d), grid, map_batch_size,
+                                      (0, None, 0, None)))
         self._chunks: dict[int, Callable] = {}
         self._map_batch_size = map_batch_size
         self.sharding = sharding
@@ -69,10 +77,29 @@ class Runner:
     def chunk_fn(self, num_blocks: int):
         if num_blocks not in self._chunks:
             run = functools.partial(self.engine.run, num_blocks=num_blocks)
-            f = _batched(lambda s, h, d, t0: run(s, h, d, start=t0), self.grid, self._map_batch_size,
-                         (0, 0, None, None))
+            f = _batched(lambda s, hv, hu, d, t0: run(s, {**hv, **hu}, d, start=t0), self.grid,
+                         self._map_batch_size, (0, 0, None, None, None))
             self._chunks[num_blocks] = jax.jit(f, donate_argnums=0)
         return self._chunks[num_blocks]
+
+    def split_hp(self, hp):
+        """``(varying, uniform)``: in a grid, hyperparameters equal at every point lose the grid axis."""
+        hp = jax.tree.map(jnp.asarray, hp)
+        if not self.grid:
+            return {}, hp
+        vary, same = {}, {}
+        for k, v in hp.items():
+            a = np.asarray(v)
+            if a.ndim and a.shape[0] and np.all(a == a[:1]) and not np.any(np.isnan(a)):
+                same[k] = v[0]
+            else:
+                vary[k] = v
+        return vary, same
+
+    def init(self, hp, keys, data=None):
+        """``(state, evals at step 0)`` of ``hp``/``keys`` (compiled once per set of varying keys)."""
+        hv, hu = self.split_hp(hp)
+        return self._init(hv, hu, _raw_keys(keys), self.task.data if data is None else data)
 
     def run(self, hp, keys, *, chunk_steps: int | None = None, checkpointer: Checkpointer | None = None,
             progress: bool | str = False, on_chunk: Callable | None = None,
@@ -84,12 +111,12 @@ class Runner:
         total_blocks = task.num_steps // k
         chunk_blocks = max(1, (chunk_steps or task.num_steps) // k)
         data = task.data if data is None else data
-        hp = jax.tree.map(jnp.asarray, hp)
+        hv, hu = self.split_hp(hp)
         keys = _raw_keys(keys)
         if self.sharding is not None:
-            hp, keys = jax.device_put((hp, keys), self.sharding)
+            hv, keys = jax.device_put((hv, keys), self.sharding)
 
-        state, ev0 = self._init(hp, keys, data)
+        state, ev0 = self._init(hv, hu, keys, data)
         axis = 1 if self.grid else 0
         ev0 = jax.tree.map(lambda x: np.expand_dims(np.asarray(x), axis), ev0)
         metrics = {"steps": None, "evals": ev0}
@@ -109,7 +136,7 @@ class Runner:
                        dynamic_ncols=True, leave=False)
         while done_blocks < total_blocks:
             n = min(chunk_blocks, total_blocks - done_blocks)
-            state, m = self.chunk_fn(n)(state, hp, data, jnp.int32(done_blocks * k))
+            state, m = self.chunk_fn(n)(state, hv, hu, data, jnp.int32(done_blocks * k))
             m = jax.tree.map(np.asarray, m)
             prev_steps = [] if metrics["steps"] is None else [metrics["steps"]]
             metrics = {"steps": concat_metrics(prev_steps + [m["steps"]], axis=axis),
