@@ -79,6 +79,9 @@ def _train(task, config, workdir, progress, chunk_steps):
     sweepmod.write_jsonl(os.path.join(workdir, "metrics.jsonl"), rows)
     plots.learning_curves({"train loss": res.metrics["steps"]["loss"]}, os.path.join(workdir, "learning_curve.png"),
                           title=f"{config.experiment}: diverged={bool(res.state.diverged)}")
+    mod = xbase.module(config.experiment)
+    if hasattr(mod, "train_figures"):   # an experiment's own figures of a run (e.g. char_lm's bits per character)
+        mod.train_figures(config, res.metrics, workdir)
     summary = {"final_loss": sweepmod._num(res.metrics["steps"]["loss"][-1]),
                "diverged": bool(res.state.diverged),
                "diverged_at_step": int(res.state.diverged_at) if bool(res.state.diverged) else None,

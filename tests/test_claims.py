@@ -15,13 +15,13 @@ EXPECTED_EXPERIMENTS = {
     "adaptive", "conv_geometry", "digits_cnn", "normalization", "depth_residual", "regularization",
     "pca_autoencoder", "kmeans", "self_supervised",
     "filters_rnn", "lstm_memory", "word2vec",
-    "gnn",
+    "gnn", "transformer",
 }
 
 
 def test_pending_experiments_import_and_validate():
     """Not yet in the report (a fast-profile check still fails), but their modules and configs load."""
-    assert set(base.PENDING) == {"seq2seq_attention", "transformer"}
+    assert set(base.PENDING) == {"seq2seq_attention"}
     assert not set(base.PENDING) & set(base.EXPERIMENTS)
     for name, claims in base.PENDING.items():
         mod = base.module(name)

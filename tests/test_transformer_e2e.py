@@ -17,6 +17,7 @@ def test_train_char_lm_then_sample(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     rows = [json.loads(x) for x in open(os.path.join(wd, "metrics.jsonl"))]
     assert "val_bpc" in rows[-1] and rows[-1]["val_bpc"] < rows[0]["val_bpc"]
+    assert os.path.getsize(os.path.join(wd, "bpc.png")) > 1000   # validation bits per character, plotted
     r = _run("scripts/sample.py", f"--workdir={wd}", "--prompt=Return the", "--num_chars=50", "--top_k=5")
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.startswith("Return the") and len(r.stdout.rstrip("\n")) >= 60
