@@ -3,8 +3,12 @@
 Every benchmark times ours and each baseline *alternately* (A B A B …, the order flipped every
 round so drift hits both), takes the ratio within each round (a pair run back to back sees the
 same machine), and reports the median of those ratios with its spread. The load average is read
-at the start and the end; a result taken above half a core per core is labelled ``noisy`` and is
-not a result to quote. ``write_result`` saves numbers + machine to ``benchmarks/results/<name>.json``.
+at the start and the end, but on a 2-core machine a benchmark's own two threads put it near 2, so
+the verdict on noise is taken from what *other* processes used during the rounds: the machine's
+busy CPU time (``/proc/stat``) minus this process's own (``os.times``, children included). A result
+during which others used more than a quarter of a core on average is labelled ``noisy`` and is not a
+result to quote (where ``/proc/stat`` cannot be read: a load average above half a core per core at
+the start). ``write_result`` saves numbers + machine to ``benchmarks/results/<name>.json``.
 
     from harness import compare, write_result
     cmp = compare({"ours": run_ours, "torch eager": run_torch}, repeats=5)   # each fn: one timed run -> seconds
@@ -29,6 +33,25 @@ def load() -> float:
 
 def cores() -> int:
     return os.cpu_count() or 1
+
+
+def busy_cpu_s() -> float | None:
+    """Seconds of CPU time the whole machine has spent busy (all cores; ``/proc/stat``), or None."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = v[3] + (v[4] if len(v) > 4 else 0)          # idle + iowait
+    return (sum(v[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_s() -> float:
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+OTHERS_MAX_CORES = 0.25
 
 
 def noisy(load_avg: float) -> bool:
@@ -101,6 +124,7 @@ def compare(fns: dict[str, Callable[[], float]], *, repeats: int = 5, reference:
     names = list(fns)
     reference = reference or names[0]
     load_start = load()
+    busy0, own0, wall0 = busy_cpu_s(), own_cpu_s(), time.perf_counter()
     times = {n: [] for n in names}
     for r in range(repeats):
         order = names if r % 2 == 0 else names[::-1]
@@ -109,6 +133,8 @@ def compare(fns: dict[str, Callable[[], float]], *, repeats: int = 5, reference:
         log(f"  round {r + 1}/{repeats}: " + ", ".join(f"{n} {times[n][-1]:.4g} s" for n in names)
             + f" (load {load():.2f})")
     load_end = load()
+    busy1, own1, wall = busy_cpu_s(), own_cpu_s(), time.perf_counter() - wall0
+    others = None if busy0 is None else max(0.0, ((busy1 - busy0) - (own1 - own0)) / wall)   # cores
     ratios = {}
     for n in names:
         if n == reference:
@@ -118,10 +144,12 @@ def compare(fns: dict[str, Callable[[], float]], *, repeats: int = 5, reference:
     out = {"reference": reference, "repeats": repeats, "times_s": times,
            "median_s": {n: statistics.median(v) for n, v in times.items()},
            "ratio_vs_reference": ratios, "load_start": load_start, "load_end": load_end,
-           "noisy": noisy(load_start) or noisy(load_end)}
+           "others_cores": others,
+           "noisy": noisy(load_start) if others is None else others > OTHERS_MAX_CORES}
     for n, r in ratios.items():
         log(f"{reference} vs {n}: {r['median']:.2f}× faster (median of {repeats} interleaved rounds; "
-            f"range {r['min']:.2f}–{r['max']:.2f}){'  [NOISY: load ' + f'{load_start:.1f}→{load_end:.1f}' + ']' if out['noisy'] else ''}")
+            f"range {r['min']:.2f}–{r['max']:.2f}); other processes used {others if others is not None else float('nan'):.2f} "
+            f"cores on average, load {load_start:.1f}→{load_end:.1f}{'  [NOISY]' if out['noisy'] else ''}")
     return out
 
 
