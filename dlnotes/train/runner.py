@@ -59,9 +59,6 @@ def _batched(fn, grid: bool, map_batch_size: int | None, in_axes):
     return mapped
 
 
-INIT_COMPILER_OPTIONS = {"xla_backend_optimization_level": 0}
-
-
 class Runner:
     """Compiled init and chunk functions for a task; reusable across calls (no recompiles)."""
 
@@ -70,12 +67,9 @@ class Runner:
         self.task, self.grid = task, grid
         self.engine = Engine(task)
         e = self.engine
-        # (varying hp, uniform hp, keys, data): the varying part carries the grid axis. Init runs once per
-        # run, so it is compiled without LLVM's optimizations: XLA's CPU code for each jax.random.normal
-        # of a parameter shape took 0.3–1.2 s to optimize (digits CNN init: 3.1 s -> 1.35 s to compile,
-        # 0.11 -> 0.16 s to run). Its numbers may differ from an optimized build in the last bit.
+        # (varying hp, uniform hp, keys, data): the varying part carries the grid axis.
         self._init = jax.jit(_batched(lambda hv, hu, k, d: e.init({**hv, **hu}, k, d), grid, map_batch_size,
-                                      (0, None, 0, None)), compiler_options=INIT_COMPILER_OPTIONS)
+                                      (0, None, 0, None)))
         self._chunks: dict[int, Callable] = {}
         self._map_batch_size = map_batch_size
         self.sharding = sharding
