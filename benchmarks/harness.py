@@ -54,6 +54,19 @@ def own_cpu_s() -> float:
 OTHERS_MAX_CORES = 0.25
 
 
+def others_cores_since(start: tuple) -> float | None:
+    """Cores other processes kept busy on average since ``start = others_start()`` (None without /proc/stat)."""
+    busy0, own0, wall0 = start
+    busy1 = busy_cpu_s()
+    if busy0 is None or busy1 is None:
+        return None
+    return max(0.0, ((busy1 - busy0) - (own_cpu_s() - own0)) / (time.perf_counter() - wall0))
+
+
+def others_start() -> tuple:
+    return busy_cpu_s(), own_cpu_s(), time.perf_counter()
+
+
 def noisy(load_avg: float) -> bool:
     """A load above half a core per core: the measurement is not quotable."""
     return load_avg > 0.5 * cores()
@@ -124,7 +137,7 @@ def compare(fns: dict[str, Callable[[], float]], *, repeats: int = 5, reference:
     names = list(fns)
     reference = reference or names[0]
     load_start = load()
-    busy0, own0, wall0 = busy_cpu_s(), own_cpu_s(), time.perf_counter()
+    start = others_start()
     times = {n: [] for n in names}
     for r in range(repeats):
         order = names if r % 2 == 0 else names[::-1]
@@ -133,8 +146,7 @@ def compare(fns: dict[str, Callable[[], float]], *, repeats: int = 5, reference:
         log(f"  round {r + 1}/{repeats}: " + ", ".join(f"{n} {times[n][-1]:.4g} s" for n in names)
             + f" (load {load():.2f})")
     load_end = load()
-    busy1, own1, wall = busy_cpu_s(), own_cpu_s(), time.perf_counter() - wall0
-    others = None if busy0 is None else max(0.0, ((busy1 - busy0) - (own1 - own0)) / wall)   # cores
+    others = others_cores_since(start)
     ratios = {}
     for n in names:
         if n == reference:

@@ -228,8 +228,8 @@ def main():
 
     import jax
 
-    from harness import load, noisy, write_result
-    load_start = load()
+    from harness import OTHERS_MAX_CORES, load, others_cores_since, others_start, write_result
+    load_start, start = load(), others_start()
     print(f"jax {jax.__version__} on {jax.devices()[0].device_kind} ({jax.default_backend()}), "
           f"{os.cpu_count()} cores; medians of {args.repeats} after compile; load {load_start:.2f}")
     res = main_bench(args)
@@ -267,9 +267,10 @@ def main():
         print(f"  PyTorch eager / best sweep             {t_torch / sweeps[best]:.0f}×  (target ≥ 80×)")
     else:
         print(f"  PyTorch: {note}")
-    is_noisy = noisy(load_start) or noisy(load_end)
-    if is_noisy:
-        print(f"  NOISY: load {load_start:.1f} -> {load_end:.1f} on {os.cpu_count()} cores; not a result to quote")
+    others = others_cores_since(start)   # children's CPU counts as ours (they are waited for)
+    is_noisy = others is None or others > OTHERS_MAX_CORES
+    print(f"  other processes used {others if others is not None else float('nan'):.2f} cores on average "
+          f"(load {load_start:.1f} -> {load_end:.1f})" + ("; NOISY: not a result to quote" if is_noisy else ""))
     write_result("sweep", {
         "problem": {"n": N, "width": WIDTH, "steps": STEPS, "seeds": SEEDS, "learning_rates": LRS.tolist()},
         "medians_s": res, "comparisons": comparisons, "torch_eager_64_s": t_torch, "torch_note": note,
@@ -278,7 +279,7 @@ def main():
         "engine_over_raw_scan": res["engine_1"] / res["raw_scan_1"], "engine_compile_s": res["engine_1_compile"],
         "note": "subprocess layouts (2 devices, 2 processes) and PyTorch are timed after the in-process "
                 "rounds, not interleaved with them",
-        "load_start": load_start, "load_end": load_end, "noisy": is_noisy})
+        "load_start": load_start, "load_end": load_end, "others_cores": others, "noisy": is_noisy})
 
 
 if __name__ == "__main__":
