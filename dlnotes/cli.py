@@ -77,6 +77,9 @@ def run(main: Callable[[list[str]], None]) -> None:
 
     def wrapped(argv):
         logging.set_verbosity(logging.WARNING)  # hide backend-probing INFO lines
+        from dlnotes.compile_cache import enable
+
+        enable()  # a rerun of the same program loads its compiled code instead of compiling it again
         try:
             main(argv)
         except ConfigError as e:
