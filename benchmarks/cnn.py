@@ -10,7 +10,8 @@ Ours: ``digits_cnn.build_task`` through ``Runner`` (one compiled ``lax.scan``), 
 warm-up run that compiles, fresh seed key per repeat. Training only on both sides: the task's
 evaluation (every split's accuracy at step 0 and at the end) is switched off, as PyTorch's loop
 has none. The first call (compile included) is reported both ways: training only, and as
-``train.py`` meets it, with the evaluation compiled in.
+``train.py`` meets it, with the evaluation compiled in; and in fresh processes, without XLA's
+persistent compilation cache and with the cache a previous process filled (the scripts enable it).
 PyTorch: the same loop in eager mode and with ``torch.compile`` of the step (default threads).
 Rounds interleave ours / eager / compiled (``harness.compare``): the median per-round ratio is the
 result; also XLA's cost analysis of the compiled chunk (FLOPs and bytes per step) and the fraction
@@ -136,6 +137,50 @@ def matmul_peak():
     return 2 * 2048 ** 3 / statistics.median(ts) / 1e9
 
 
+def first_call_child(cache: str) -> None:
+    """In a fresh process: seconds of the first ``Runner.run`` (compile included, evaluation compiled in,
+    as ``train.py`` meets it), with the persistent compilation cache at ``cache`` ("off": none)."""
+    import json
+
+    import jax
+
+    from dlnotes import compile_cache
+    from dlnotes import hparams as hpmod
+    from dlnotes.experiments import digits_cnn
+    from dlnotes.train.runner import Runner
+
+    compile_cache.enable(cache)
+    cfg = config(600)
+    hp = hpmod.from_config(cfg)
+    task = digits_cnn.build_task(cfg)
+    t0 = time.perf_counter()
+    jax.block_until_ready(Runner(task).run(hp, jax.random.key(0)).state.params)
+    print(json.dumps({"first_call_s": time.perf_counter() - t0}))
+
+
+def first_calls(rounds: int = 2) -> dict:
+    """First call in fresh processes: without a compilation cache, and with the cache a previous
+    process filled (what a rerun of ``train.py`` meets; the scripts enable it, ``compile_cache``)."""
+    import json
+    import subprocess
+    import tempfile
+
+    out = {"no_cache": [], "warm_cache": []}
+    with tempfile.TemporaryDirectory() as d:
+        for r in range(rounds):
+            for kind, cache in (("no_cache", "off"), ("warm_cache", os.path.join(d, "xla"))):
+                p = subprocess.run([sys.executable, os.path.abspath(__file__), "--first_call_child", cache],
+                                   capture_output=True, text=True, timeout=600,
+                                   env=dict(os.environ, JAX_PLATFORMS="cpu"))
+                line = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
+                if p.returncode or not line:
+                    raise RuntimeError(f"first-call child failed: {p.stderr.strip().splitlines()[-1:]}")
+                if kind == "warm_cache" and r == 0:
+                    continue  # this one filled the cache
+                out[kind].append(json.loads(line[-1])["first_call_s"])
+    return {k: statistics.median(v) for k, v in out.items()} | {"runs": out}
+
+
 def main(argv=None):
     from harness import compare, write_result
 
@@ -143,7 +188,10 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=600)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--no_compile", action="store_true", help="skip torch.compile")
+    p.add_argument("--first_call_child", default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
+    if a.first_call_child:
+        return first_call_child(a.first_call_child)
     print(f"digits CNN, batch 32, {a.steps} steps, {a.repeats} interleaved rounds; load {os.getloadavg()[0]:.2f} "
           f"on {os.cpu_count()} CPUs")
     ours, first, cost = make_ours(a.steps)
@@ -166,6 +214,10 @@ def main(argv=None):
     print("images/s: " + ", ".join(f"{n} {v:,.0f}" for n, v in ips.items())
           + f"; ours' first call (compile included) {first_str}; XLA cost analysis {cost}; "
           + (f"ours at {100 * frac:.1f}% of the {peak:.0f} GFLOP/s matmul peak" if frac else ""))
+    fresh = first_calls()
+    print(f"first call in a fresh process (evaluation compiled in): {fresh['no_cache']:.2f} s without a "
+          f"compilation cache, {fresh['warm_cache']:.2f} s with the cache a previous run filled (median)")
+    extra["fresh_process_first_call_s"] = fresh
     write_result("cnn", {"steps": a.steps, "batch": 32, "comparison": cmp, "images_per_s": ips,
                          "matmul_peak_gflops": peak, "fraction_of_peak": frac, **extra})
 
