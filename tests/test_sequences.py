@@ -1,6 +1,7 @@
 """dlnotes.data.sequences: the generated tasks against a plain-Python reading of their rules."""
 import jax
 import numpy as np
+import pytest
 
 from dlnotes.data import sequences as seq
 
@@ -102,6 +103,22 @@ def test_by_length_pads_every_field():
     assert (np.asarray(b["align"])[0, 2:] == -1).all()
     out = np.asarray(b["tgt_out"])
     assert (out[np.arange(9), np.asarray(b["src_len"])] == seq.EOS).all()
-    # a padded pair equals the same pair generated at its own length
-    exact = seq.copy_through_map(jax.random.fold_in(jax.random.key(0), 2), 3, (2, 2))
-    assert (np.asarray(b["tgt"])[:3, :2] == np.asarray(exact["tgt"])).all()
+    table = np.asarray(seq.token_map(10))
+    src, tgt = np.asarray(b["src"]), np.asarray(b["tgt"])
+    assert all((tgt[i, :L] == table[src[i, :L]]).all() for i, L in enumerate(np.asarray(b["src_len"])))
+    # every pair follows its task's rule at its own length, not the padded width (reversal)
+    r = seq.by_length(1, seq.reversal, 2, [3, 6])
+    src, tgt = np.asarray(r["src"]), np.asarray(r["tgt"])
+    for i, L in enumerate([3, 3, 6, 6]):
+        assert (tgt[i, :L] == src[i, :L][::-1]).all() and (src[i, L:] == seq.PAD).all()
+
+
+def test_given_lengths_reproduce_a_draw():
+    d = seq.copy_through_map(7, 20, (2, 9))
+    lens = np.asarray(d["src_len"])
+    assert lens.max() == 9                  # same width, so the same token draws
+    g = seq.copy_through_map(7, 20, src_len=lens)
+    for k in d:
+        np.testing.assert_array_equal(np.asarray(g[k]), np.asarray(d[k]), err_msg=k)
+    with pytest.raises(ValueError, match="src_len"):
+        seq.copy_through_map(7, 20, src_len=lens[:5])

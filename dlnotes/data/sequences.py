@@ -1,7 +1,9 @@
 """Generated sequence tasks (nothing downloads): seq2seq copy / translation / reversal, and recall.
 
 All generators are pure JAX: ``(key, n, length(s), ...) -> dict of arrays`` (``key`` a PRNG key or an
-int seed), jit-able with static ``n`` and lengths, so a training step may also draw fresh batches.
+int seed), jit-able with static ``n`` and lengths, so a training step may also draw fresh batches; the
+seq2seq ones run as one compiled program each (cached per static arguments). ``src_len=`` (n lengths)
+replaces the drawn lengths: ``by_length`` draws a whole test set of several lengths that way, in one call.
 
 **Token conventions for seq2seq tasks** (``copy_through_map``, ``translation``, ``reversal``)::
 
@@ -31,10 +33,12 @@ token is the one to remember, then ``T`` distractors drawn from the same vocabul
 """
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 PAD, BOS, EOS = 0, 1, 2
 NUM_SPECIAL = 3
@@ -47,6 +51,31 @@ def vocab_size(vocab: int) -> int:
 
 def _key(key):
     return jax.random.key(key) if isinstance(key, int) else key
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled(fn, n: int, lengths: tuple[int, int], src_len: tuple | None, settings: tuple):
+    """``key -> fn(key, n, lengths, src_len, **settings)`` as one compiled program, cached per static
+    arguments. Run eagerly, a generator dispatches its ~30 small ops one by one and compiles each anew
+    for every new shape (C41's test set, one eager draw per length for 26 lengths, took 60 s)."""
+    return jax.jit(lambda key: fn(key, n, lengths, src_len, **dict(settings)))
+
+
+def _generate(fn, key, n, lengths, src_len, **settings):
+    """Shared front of the seq2seq generators: static arguments checked and frozen, one compiled call."""
+    if src_len is not None:
+        src_len = tuple(int(v) for v in np.asarray(src_len).reshape(-1))
+        if len(src_len) != n or min(src_len) < 1:
+            raise ValueError(f"src_len must hold n={n} lengths >= 1, got {len(src_len)} (min {min(src_len)})")
+        lengths = (min(src_len), max(src_len))
+    return _compiled(fn, int(n), _length_range(lengths), src_len, tuple(sorted(settings.items())))(_key(key))
+
+
+def _lengths(key, n, lengths, src_len):
+    """(src_len (n,) int32, width): the given per-pair lengths, or uniform draws in lengths = (min, max)."""
+    if src_len is not None:
+        return jnp.asarray(src_len, jnp.int32), max(src_len)
+    return sample_lengths(key, n, lengths), lengths[1]
 
 
 def _length_range(lengths) -> tuple[int, int]:
@@ -88,29 +117,37 @@ def _pairs(src, src_len, tgt, align, max_len):
             "tgt_out": tgt_out, "tgt_mask": pos1 <= src_len[:, None], "tgt_len": src_len, "align": align}
 
 
-def copy_through_map(key, n: int, lengths=(5, 30), *, vocab: int = 10, map_seed: int = 0) -> dict:
+def copy_through_map(key, n: int, lengths=(5, 30), *, vocab: int = 10, map_seed: int = 0, src_len=None) -> dict:
     """C41's copy task: the target is the source with every token passed through a fixed map.
 
     src_t ~ U(content tokens), tgt_t = token_map(vocab, map_seed)[src_t]; lengths uniform in
-    ``lengths`` (int or (min, max)). Returns the seq2seq dict of the module docstring.
+    ``lengths`` (int or (min, max)), or ``src_len``: the n lengths given. Returns the seq2seq dict of
+    the module docstring.
     """
-    lo, hi = _length_range(lengths)
-    k_len, k_tok = jax.random.split(_key(key))
-    src_len = sample_lengths(k_len, n, (lo, hi))
+    return _generate(_copy_through_map, key, n, lengths, src_len, vocab=int(vocab), map_seed=int(map_seed))
+
+
+def _copy_through_map(key, n, lengths, src_len, *, vocab, map_seed):
+    k_len, k_tok = jax.random.split(key)
+    src_len, hi = _lengths(k_len, n, lengths, src_len)
     src = jax.random.randint(k_tok, (n, hi), NUM_SPECIAL, NUM_SPECIAL + vocab, dtype=jnp.int32)
     tgt = token_map(vocab, map_seed)[src]
     align = jnp.broadcast_to(jnp.arange(hi), (n, hi))
     return _pairs(src, src_len, tgt, align, hi)
 
 
-def reversal(key, n: int, lengths=10, *, vocab: int = 10) -> dict:
+def reversal(key, n: int, lengths=10, *, vocab: int = 10, src_len=None) -> dict:
     """Sequence reversal (C44/C45): tgt_t = src_{L−1−t} for each pair's own length L.
 
-    ``lengths`` an int (every pair has length L) or (min, max). Seq2seq dict of the module docstring.
+    ``lengths`` an int (every pair has length L) or (min, max), or ``src_len``: the n lengths given.
+    Seq2seq dict of the module docstring.
     """
-    lo, hi = _length_range(lengths)
-    k_len, k_tok = jax.random.split(_key(key))
-    src_len = sample_lengths(k_len, n, (lo, hi))
+    return _generate(_reversal, key, n, lengths, src_len, vocab=int(vocab))
+
+
+def _reversal(key, n, lengths, src_len, *, vocab):
+    k_len, k_tok = jax.random.split(key)
+    src_len, hi = _lengths(k_len, n, lengths, src_len)
     src = jax.random.randint(k_tok, (n, hi), NUM_SPECIAL, NUM_SPECIAL + vocab, dtype=jnp.int32)
     align = jnp.clip(src_len[:, None] - 1 - jnp.arange(hi)[None, :], 0, hi - 1)
     tgt = jnp.take_along_axis(src, align, axis=1)
@@ -133,7 +170,7 @@ def translation_vocab(n_nouns: int = 6, n_adjectives: int = 4, n_other: int = 6)
 
 
 def translation(key, n: int, lengths=(4, 16), *, n_nouns: int = 6, n_adjectives: int = 4, n_other: int = 6,
-                p_noun: float = 0.4, p_adj: float = 0.3, map_seed: int = 1) -> dict:
+                p_noun: float = 0.4, p_adj: float = 0.3, map_seed: int = 1, src_len=None) -> dict:
     """A toy translation whose word order changes: adjective–noun pairs swap ("green cat" → "chat vert").
 
     Each source word's class is drawn i.i.d. (noun p_noun, adjective p_adj, other word the rest), then
@@ -143,9 +180,13 @@ def translation(key, n: int, lengths=(4, 16), *, n_nouns: int = 6, n_adjectives:
     swap. Content vocabulary = n_nouns + n_adjectives + n_other. Also returns ``swapped`` (n, T) bool:
     target positions that belong to a swapped pair.
     """
-    lo, hi = _length_range(lengths)
-    k_len, k_cls, k_word = jax.random.split(_key(key), 3)
-    src_len = sample_lengths(k_len, n, (lo, hi))
+    return _generate(_translation, key, n, lengths, src_len, n_nouns=int(n_nouns), n_adjectives=int(n_adjectives),
+                     n_other=int(n_other), p_noun=float(p_noun), p_adj=float(p_adj), map_seed=int(map_seed))
+
+
+def _translation(key, n, lengths, src_len, *, n_nouns, n_adjectives, n_other, p_noun, p_adj, map_seed):
+    k_len, k_cls, k_word = jax.random.split(key, 3)
+    src_len, hi = _lengths(k_len, n, lengths, src_len)
     u = jax.random.uniform(k_cls, (n, hi))
     cls = jnp.where(u < p_noun, NOUN, jnp.where(u < p_noun + p_adj, ADJ, OTHER))
     sizes = jnp.array([n_nouns, n_adjectives, n_other])
@@ -216,11 +257,9 @@ def pad_to(batch: dict, max_len: int) -> dict:
 
 def by_length(key, generator, n_per_length: int, lengths: Sequence[int], **kwargs) -> dict:
     """A test set with ``n_per_length`` pairs of every length in ``lengths`` (in that order), padded to
-    the longest: ``generator(key, n, (L, L), **kwargs)`` for each L, concatenated."""
-    key = _key(key)
-    hi = max(lengths)
-    parts = [pad_to(generator(jax.random.fold_in(key, L), n_per_length, (L, L), **kwargs), hi) for L in lengths]
-    return {name: jnp.concatenate([p[name] for p in parts]) for name in parts[0]}
+    the longest: one draw ``generator(key, n, src_len=[L_1 × n_per_length, L_2 × …], **kwargs)``."""
+    per_pair = np.repeat(np.asarray([int(L) for L in lengths]), n_per_length)
+    return generator(key, len(per_pair), src_len=per_pair, **kwargs)
 
 
 def exact_match(pred, target, mask) -> jax.Array:
