@@ -78,10 +78,14 @@ def grid_points(config, sweep: Mapping[str, Sequence]) -> list[dict]:
 def stack_points(config, points: Sequence[Mapping[str, Any]]):
     """Batched ``(hp, keys)`` for the engine: hp leaves have leading axis G."""
     base = hpmod.from_config(config)
-    hp = {k: jnp.stack([jnp.asarray(p.get(k, hpmod.lookup(config, k)), v.dtype) for p in points])
+    # built in NumPy and moved once: a jnp.stack of G scalars compiles a G-operand concatenate
+    # (88 s for momentum's 5405-point grid)
+    hp = {k: jnp.asarray(np.asarray([np.asarray(p.get(k, hpmod.lookup(config, k)), v.dtype) for p in points],
+                                    v.dtype))
           for k, v in base.items()}
     seeds = [int(p.get("seed", config.get("seed", 0))) for p in points]
-    keys = jnp.stack([jax.random.key_data(jax.random.key(s)) for s in seeds])
+    table = {s: np.asarray(jax.random.key_data(jax.random.key(s))) for s in set(seeds)}
+    keys = jnp.asarray(np.stack([table[s] for s in seeds]))
     return hp, keys
 
 
