@@ -1,6 +1,6 @@
 """The floor plan: no module imports a higher layer (DESIGN.md).
 
-ground (errors, hparams, linear, losses, unsupervised, nn/, data/, optim/) → models/ → train/ →
+ground (errors, hparams, compile_cache, linear, losses, unsupervised, nn/, data/, optim/) → models/ → train/ →
 experiments/ → jobs, report → cli/scripts. Experiments share tasks through ``experiments.base`` and
 ``experiments.common*``, never through each other.
 """
@@ -12,7 +12,7 @@ import pytest
 PKG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "dlnotes")
 
 LEVEL = {"errors": 0, "hparams": 0, "linear": 0, "losses": 0, "unsupervised": 0, "nn": 0, "data": 0,
-         "optim": 0, "configs": 0, "models": 1, "train": 2, "experiments": 3, "jobs": 4, "report": 4, "cli": 5}
+         "optim": 0, "configs": 0, "compile_cache": 0, "models": 1, "train": 2, "experiments": 3, "jobs": 4, "report": 4, "cli": 5}
 
 
 def _layer(modname):
