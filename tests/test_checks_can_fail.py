@@ -72,3 +72,24 @@ def test_report_shows_three_verdicts(tmp_path):
     rows = [line for line in text.splitlines() if line.startswith("| C")]
     assert [r.split(" | ")[0] for r in rows] == ["| C1", "| C2", "| C3"]
     assert "| reproduced |" in rows[0] and "| *differs* |" in rows[1] and "| **FAILS** |" in rows[2]
+
+
+def test_c7_reproduced_differs_and_fails_on_crafted_histories():
+    from dlnotes.experiments.relu_elbows import c7_check
+
+    widths = [4, 8, 16, 32]
+    floor = np.array([1e-1, 1e-2, 1e-3, 1e-4])                          # what each width reaches
+    hist = np.broadcast_to(floor[None, :, None], (5, 4, 11)).copy()     # 5 seeds, 11 evaluations
+    hist *= 1 + 0.01 * np.arange(5)[:, None, None]
+    assert c7_check(widths, hist, 1)[3:] == (True, True)                # falls with width: reproduced
+    spiky = hist.copy()
+    spiky[:3, 3, -1] *= 50                                              # 3 of 5 widest runs end on a spike
+    rho, rho_late, ratios, holds, ok = c7_check(widths, spiky, 1)
+    assert rho > -0.9 and rho_late == -1.0 and ratios == {32: pytest.approx(50.0)} and (holds, ok) == (False, True)
+    worse = spiky.copy()
+    worse[:, 3, :] = 5e-2                                               # the widest really is worse: no spike
+    assert c7_check(widths, worse, 1)[3:] == (False, False)
+    small = hist.copy()
+    small[:, 3, :] = 8e-4                                               # just below width 16's 1e-3 ...
+    small[:3, 3, -1] *= 2                                               # ... ends above it, but only 2× its minimum
+    assert c7_check(widths, small, 1)[3:] == (False, False)
