@@ -106,6 +106,41 @@ def test_multihead_cross_attention_equals_per_head_formula():
     np.testing.assert_allclose(y, np.concatenate(heads, -1) @ wo, atol=1e-5)
 
 
+@pytest.mark.parametrize("use_bias", [False, True])
+def test_causal_self_attention_fused_projection_equals_per_head_formula(use_bias):
+    """Self-attention projects q, k, v with one matmul on (B·T, D); float64 numpy per head and query."""
+    mha = att.MultiHeadAttention(8, 2, use_bias=use_bias, rngs=nnx.Rngs(3))
+    if use_bias:
+        for i, m in enumerate((mha.wq, mha.wk, mha.wv, mha.wo)):
+            m.bias[...] = jnp.asarray(np.random.default_rng(10 + i).normal(size=8), jnp.float32)
+    x = jnp.asarray(np.random.default_rng(2).normal(size=(3, 5, 8)), jnp.float32)
+    y = mha(x, mask=att.causal_mask(5))
+    w = {n: np.asarray(getattr(mha, n).kernel[...], np.float64) for n in ("wq", "wk", "wv", "wo")}
+    b = {n: np.asarray(getattr(mha, n).bias[...], np.float64) if use_bias else np.zeros(8) for n in w}
+    xn = np.asarray(x, np.float64)
+    q, k, v = (xn @ w[n] + b[n] for n in ("wq", "wk", "wv"))
+    heads = np.zeros((3, 5, 8))
+    for bi in range(3):
+        for h in range(2):
+            sl = slice(4 * h, 4 * h + 4)
+            for t in range(5):
+                s = k[bi, :t + 1, sl] @ q[bi, t, sl] / 2.0
+                a = np.exp(s - s.max())
+                heads[bi, t, sl] = (a / a.sum()) @ v[bi, :t + 1, sl]
+    np.testing.assert_allclose(y, heads @ w["wo"] + b["wo"], atol=1e-5)
+    # gradients of the kernels: the fused projection against three separate matmuls and jax.nn.softmax
+    def separate(ws, x):
+        q, k, v = (x @ ws[n] + b[n].astype(np.float32) for n in ("wq", "wk", "wv"))
+        q, k, v = (z.reshape(3, 5, 2, 4) for z in (q, k, v))
+        s = jnp.where(np.tril(np.ones((5, 5), bool)), jnp.einsum("bthd,bshd->bhts", q, k) / 2.0, -jnp.inf)
+        o = jnp.einsum("bhts,bshd->bthd", jax.nn.softmax(s, -1), v).reshape(3, 5, 8)
+        return jnp.sum((o @ ws["wo"] + b["wo"].astype(np.float32)) ** 2)
+    gm = jax.grad(lambda m, x: jnp.sum(m(x, mask=att.causal_mask(5)) ** 2))(mha, x)
+    gr = jax.grad(separate)({n: getattr(mha, n).kernel[...] for n in w}, x)
+    for n in w:
+        np.testing.assert_allclose(getattr(gm, n).kernel[...], gr[n], rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("rope", [False, True])
 def test_kv_cache_decoding_equals_full_causal_attention(rope):
     mha = att.MultiHeadAttention(8, 2, rope=rope, rngs=nnx.Rngs(1))

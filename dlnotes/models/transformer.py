@@ -81,7 +81,7 @@ class MLP(nnx.Module):
         self.proj = nnx.Linear(ratio * dim, dim, use_bias=use_bias, rngs=rngs)
 
     def __call__(self, x):
-        return self.proj(jax.nn.gelu(self.fc(x)))
+        return att.dense(self.proj, jax.nn.gelu(att.dense(self.fc, x)))
 
 
 class Block(nnx.Module):
@@ -157,7 +157,9 @@ class TransformerLM(nnx.Module):
         self.context, self.num_heads, self.head_dim = context, num_heads, dim // num_heads
 
     def logits(self, h):
-        return self.embed.attend(self.final_norm(h))
+        """Tied output projection norm(h)·Eᵀ, as one 2-D matmul over the flattened leading axes."""
+        y = self.embed.attend(self.final_norm(h).reshape(-1, h.shape[-1]))
+        return y.reshape(h.shape[:-1] + y.shape[-1:])
 
     def __call__(self, tokens, *, train: bool = False, key=None, return_weights: bool = False):
         t = tokens.shape[-1]

@@ -63,7 +63,7 @@ def attention_weights(q, k, *, mask=None, temperature=1.0, scale=None) -> jax.Ar
     s = jnp.where(mask, s, -jnp.inf)
     m = jax.lax.stop_gradient(jnp.max(s, axis=-1, keepdims=True))
     m = jnp.where(jnp.isfinite(m), m, 0.0)
-    e = jnp.where(mask, jnp.exp(s - m), 0.0)
+    e = jnp.exp(s - m)                  # exp(−inf) = 0 on masked pairs (and a zero gradient there)
     den = jnp.sum(e, axis=-1, keepdims=True)
     return e / jnp.where(den > 0, den, 1.0)
 
@@ -101,6 +101,15 @@ def merge_heads(x):
     return x.reshape(x.shape[:-2] + (x.shape[-2] * x.shape[-1],))
 
 
+def dense(layer, x):
+    """``layer`` (an ``nnx.Linear``) on x (..., D_in) as one 2-D matmul over the flattened leading axes.
+
+    XLA lowers a dense layer on (B, T, D) to the same (B·T)×D matmul forward, but its weight gradient
+    contracts B and T through a transposed copy of the activations; on (B·T, D) it needs none."""
+    y = layer(x.reshape(-1, x.shape[-1]))
+    return y.reshape(x.shape[:-1] + y.shape[-1:])
+
+
 def init_cache(batch: int, max_len: int, num_heads: int, head_dim: int, dtype=jnp.float32) -> dict:
     """An empty key–value cache {"k", "v": (B, max_len, H, D)} for one attention layer."""
     z = jnp.zeros((batch, max_len, num_heads, head_dim), dtype)
@@ -133,15 +142,28 @@ class MultiHeadAttention(nnx.Module):
         self.rope, self.rope_base = rope, rope_base
 
     def qkv(self, x, context=None, positions=None):
-        """Per-head (q, k, v), each (..., T, H, D); rotated by ``positions`` (T,) if rope."""
-        context = x if context is None else context
-        q = split_heads(self.wq(x), self.num_heads)
-        k = split_heads(self.wk(context), self.num_heads)
-        v = split_heads(self.wv(context), self.num_heads)
+        """Per-head (q, k, v), each (..., T, H, D); rotated by ``positions`` (T,) if rope.
+
+        Self-attention projects once, x·[W_q W_k W_v] (the three kernels side by side: one matmul
+        instead of three, same parameters); cross-attention projects x and the context separately."""
+        if context is None:
+            q, k, v = jnp.split(self._fused_qkv(x), 3, axis=-1)
+        else:
+            q, k, v = dense(self.wq, x), dense(self.wk, context), dense(self.wv, context)
+        q, k, v = (split_heads(z, self.num_heads) for z in (q, k, v))
         if self.rope:
             pos = jnp.arange(x.shape[-2]) if positions is None else positions
             q, k = rope(q, pos, self.rope_base), rope(k, pos, self.rope_base)
         return q, k, v
+
+    def _fused_qkv(self, x):
+        """x·[W_q W_k W_v] (+ [b_q b_k b_v]): (..., dim) -> (..., 3·dim)."""
+        lins = (self.wq, self.wk, self.wv)
+        w = jnp.concatenate([m.kernel[...] for m in lins], axis=1)
+        y = jnp.dot(x.reshape(-1, x.shape[-1]), w, precision=self.wq.precision)
+        if self.wq.bias is not None:
+            y = y + jnp.concatenate([m.bias[...] for m in lins])
+        return y.reshape(x.shape[:-1] + y.shape[-1:])
 
     def __call__(self, x, context=None, *, mask=None, temperature=1.0, cache=None, index=None,
                  return_weights: bool = False):
@@ -153,8 +175,8 @@ class MultiHeadAttention(nnx.Module):
         out = dot_product_attention(q, k, v, mask=mask, temperature=temperature, return_weights=return_weights)
         if return_weights:
             out, w = out
-            return self.wo(merge_heads(out)), w
-        return self.wo(merge_heads(out))
+            return dense(self.wo, merge_heads(out)), w
+        return dense(self.wo, merge_heads(out))
 
     def decode(self, x, cache, index):
         """Causal self-attention of x (B, T, dim) at positions index..index+T−1 over the cache."""
@@ -164,7 +186,7 @@ class MultiHeadAttention(nnx.Module):
         cv = jax.lax.dynamic_update_slice_in_dim(cache["v"], v.astype(cache["v"].dtype), index, axis=-3)
         mask = causal_mask(t, ck.shape[-3], index)
         out = dot_product_attention(q, ck, cv, mask=mask)
-        return self.wo(merge_heads(out)), {"k": ck, "v": cv}
+        return dense(self.wo, merge_heads(out)), {"k": ck, "v": cv}
 
 
 def _scaled(init, scale):
