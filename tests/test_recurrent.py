@@ -242,7 +242,7 @@ def test_fused_scan_is_the_reference_scan_in_value_and_gradient(kind, settings):
         lengths = np.array([8, 5, 1])
         for mask in (None, jnp.asarray(np.arange(T)[None] < lengths[:, None])):
             for reverse in (False, True):
-                def f(p_, xs_, c0_, fused):
+                def f(p_, xs_, c0_, fused, mask=mask, reverse=reverse):
                     c, ys = rec.scan_cell(cell, p_, xs_, c0_, mask=mask, reverse=reverse, fused=fused)
                     return jnp.sum(ys * r_ys) + sum(jnp.sum(a * b) for a, b in zip(jax.tree.leaves(c),
                                                                                   jax.tree.leaves(r_c)))
