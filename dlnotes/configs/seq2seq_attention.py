@@ -14,7 +14,14 @@ test: ``data.n_per_length`` pairs of every length min_len…max_len, decoded gre
 source EOS, and ~1.5× the step time). ``task``: "copy" (C41) or "translation" (the toy translation
 with adjective–noun swaps, lengths ``translation.min_len``–``max_len``; ``translation.num_steps = 0``
 skips it in the C41 run, whose attention-map figure then shows the copy model only).
-Evaluation (greedy exact match per length) every ``log_every`` steps.
+Evaluation (greedy exact match per length) every ``log_every`` steps; ``log_every = num_steps`` (fast)
+evaluates the final parameters only (no curve, one compile of the greedy decoder per model).
+
+Fast profile: one seed and the variants dot/none at the protocol's batch and steps (measured, seed 0,
+2026-12-01): half the examples does not keep the verdict (batch 128 × 600 steps: dot attention 0.52
+exact match at length 30, 0.84 at 15). Batch 256 × 600 is at the threshold at length 30: the same final
+parameters scored 59/64 (0.922) on the test set, 63/64 on another 64-pair draw and 482/512 (0.941) on
+512 fresh pairs (lengths 25–29: 0.975–0.990); without attention 0.922 at length 5, 0.000 at ≥ 15.
 """
 import ml_collections
 
@@ -30,7 +37,7 @@ def get_config(arg: str = "full"):
     c.batch_size = 256
     c.sampling = "replacement"
     c.num_steps = 600
-    c.log_every = 150
+    c.log_every = 600 if fast else 150
     c.data = ml_collections.ConfigDict(dict(seed=0, vocab=10, min_len=5, max_len=30, n_train=8192,
                                             n_per_length=64, test_seed=1, map_seed=0))
     c.translation = ml_collections.ConfigDict(dict(min_len=4, max_len=16, num_steps=0 if fast else 400))

@@ -12,8 +12,9 @@ decoder step t, from the previous state s_{t−1} and previous token y_{t−1} (
     score = v·tanh(W_q s + W_k e + b)   ("additive")   or   (W_q s)·e / √H   ("dot")
 
 Training uses teacher forcing (the decoder reads BOS, y_1, …, y_T); evaluation decodes greedily
-inside one ``lax.scan`` that feeds back its own argmax (``mode="greedy"``). Both run the same
-``decode_step``. Token conventions (PAD/BOS/EOS) are those of ``dlnotes.data.sequences``.
+inside one ``lax.scan`` that feeds back its own argmax (``mode="greedy"``). Both run the same step
+(``decode_step`` = ``_step`` + the output layer); the token's input gates embed(y) W_ih[:E] are a
+(V, G) lookup table (``token_gates``), and under teacher forcing they and the output layer leave the loop. Token conventions (PAD/BOS/EOS) are those of ``dlnotes.data.sequences``.
 """
 from __future__ import annotations
 
@@ -113,42 +114,56 @@ class Seq2Seq(nnx.Module):
         keys = self.att_k(states) if self.attention == "additive" else states
         return carry, (states, keys, src_mask)
 
+    def token_gates(self):
+        """embed(y) W_ih[:E] for every token y: the (V, G) table the decoder reads its input gates from.
+
+        The decoder's input is [embed(y_{t−1}); c_t], so its input projection splits into this lookup
+        and c_t W_ih[E:]: the token's part costs no matmul inside the decoder loop."""
+        return self.tgt_embed.embedding[...] @ self.decoder.w_ih[...][:self.tgt_embed.embedding.shape[1]]
+
+    def _step(self, carry, x_gates, memory):
+        """One decoder step given the previous token's input gates x_gates (N, G): -> (carry, s_t,
+        context c_t (N, H) or (N, 0) without attention, weights (N, S))."""
+        states, keys, mask = memory
+        if self.attention == "none":
+            w, c = jnp.zeros(states.shape[:2], states.dtype), jnp.zeros(states.shape[:1] + (0,), states.dtype)
+        else:
+            q = self.att_q(rec.cell_hidden(carry))
+            scores = additive_scores(q, keys, self.att_v[...]) if self.attention == "additive" else dot_scores(q, keys)
+            w, c = attend(scores, states, mask)
+        # the cell on c_t with W_ih[E:], the token's gates entering as a per-example bias (b_ih + x_gates)
+        p = self.decoder.arrays()
+        bias = "b_ih" if self.kind == "gru" else "b"
+        p = {**p, "w_ih": p["w_ih"][p["w_ih"].shape[0] - c.shape[1]:], bias: p[bias] + x_gates}
+        carry, s = self.decoder.pure()(p, carry, c)
+        return carry, s, c, w
+
     def decode_step(self, carry, token, memory):
         """One decoder step from the previous carry and token: -> (carry, logits (N, V), weights (N, S))."""
-        states, keys, mask = memory
-        x = self.tgt_embed(token)
-        s_prev = rec.cell_hidden(carry)
-        if self.attention == "none":
-            w = jnp.zeros(states.shape[:2], states.dtype)
-            carry, s = self.decoder(carry, x)
-            return carry, self.out(s), w
-        q = self.att_q(s_prev)
-        scores = additive_scores(q, keys, self.att_v[...]) if self.attention == "additive" else dot_scores(q, keys)
-        w, c = attend(scores, states, mask)
-        carry, s = self.decoder(carry, jnp.concatenate([x, c], axis=-1))
+        carry, s, c, w = self._step(carry, self.token_gates()[token], memory)
         return carry, self.out(jnp.concatenate([s, c], axis=-1)), w
 
     def __call__(self, batch, *, train: bool = False, key=None, mode: str = "teacher"):
         del train, key
         carry0, memory = self.encode(batch["src"], batch["src_mask"])
         steps = batch["tgt_in"].shape[1]
+        table = self.token_gates()
 
-        def step(carry, token):   # reads the parameters only: safe inside lax.scan
-            return self.decode_step(carry, token, memory)
+        if mode == "teacher":       # the tokens are known: their gates and the output layer leave the loop
+            def body(carry, x_gates):
+                carry, s, c, w = self._step(carry, x_gates, memory)
+                return carry, (s, c, w)
 
-        if mode == "teacher":
-            def body(carry, token):
-                carry, logits, w = step(carry, token)
-                return carry, (logits, w)
-
-            _, (logits, w) = jax.lax.scan(body, carry0, batch["tgt_in"].T)
+            _, (s, c, w) = jax.lax.scan(body, carry0, table[batch["tgt_in"].T])
+            logits = self.out(jnp.concatenate([s, c], axis=-1))
             return {"logits": jnp.swapaxes(logits, 0, 1), "attention": jnp.swapaxes(w, 0, 1)}
         if mode != "greedy":
             raise ValueError(f"mode must be 'teacher' or 'greedy', got {mode!r}")
 
-        def greedy(c, _):
-            carry, token = c
-            carry, logits, w = step(carry, token)
+        def greedy(cr, _):          # reads the parameters only: safe inside lax.scan
+            carry, token = cr
+            carry, s, c, w = self._step(carry, table[token], memory)
+            logits = self.out(jnp.concatenate([s, c], axis=-1))
             nxt = jnp.argmax(logits, axis=-1).astype(token.dtype)
             return (carry, nxt), (logits, w, nxt)
 
