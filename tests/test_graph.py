@@ -83,6 +83,63 @@ def test_aggregators_are_permutation_equivariant(kind):
     np.testing.assert_allclose(b, a[perm], atol=1e-6)
 
 
+@pytest.mark.parametrize("kind", ["sum", "mean"])
+@pytest.mark.parametrize("extras", [False, True])
+def test_linear_message_passing_equals_the_plain_layer_values_and_gradients(kind, extras):
+    """The folded one-matmul layer against ``message_passing`` with g, f as plain affine maps (an isolated
+    node included; with edge features and globals when ``extras``)."""
+    rng = np.random.default_rng(5)
+    g = _rand_graph(rng, 11, f=4)
+    n, e, f, fe, fg, fo = len(g.nodes), len(g.senders), 4, 2, 3, 5
+    s, r = jnp.asarray(g.senders), jnp.asarray(g.receivers)
+    edges = jnp.asarray(rng.standard_normal((e, fe)), jnp.float32) if extras else None
+    u = jnp.asarray(rng.standard_normal((n, fg)), jnp.float32) if extras else None
+    ein, uin = (fe, fg) if extras else (0, 0)
+    p = {"h": jnp.asarray(g.nodes), "wm": jnp.asarray(rng.standard_normal((f + ein, fo)), jnp.float32),
+         "bm": jnp.asarray(rng.standard_normal(fo), jnp.float32),
+         "wu": jnp.asarray(rng.standard_normal((f + fo + uin, 6)), jnp.float32),
+         "bu": jnp.asarray(rng.standard_normal(6), jnp.float32)}
+
+    def plain(p):
+        def message(h_j, e=None):
+            return (h_j if e is None else jnp.concatenate([h_j, e], -1)) @ p["wm"] + p["bm"]
+
+        def update(h, agg, u):
+            return jnp.concatenate([h, agg] + ([] if u is None else [u]), -1) @ p["wu"] + p["bu"]
+        return G.message_passing(p["h"], s, r, message=message, update=update, aggregator=kind,
+                                 node_globals=u, edges=edges)
+
+    def folded(p):
+        return G.linear_message_passing(p["h"], s, r, p["wm"], p["bm"], p["wu"], p["bu"], aggregator=kind,
+                                        edges=edges, node_globals=u)
+
+    np.testing.assert_allclose(folded(p), plain(p), rtol=1e-5, atol=1e-5)
+    t = jnp.asarray(rng.standard_normal((n, 6)), jnp.float32)
+    gp, gf = (jax.grad(lambda p, fn=fn: jnp.sum(jnp.tanh(fn(p)) * t))(p) for fn in (plain, folded))
+    for k in p:
+        np.testing.assert_allclose(gf[k], gp[k], rtol=1e-4, atol=1e-5, err_msg=k)
+    with pytest.raises(ConfigError):
+        G.linear_message_passing(p["h"], s, r, p["wm"], p["bm"], p["wu"], p["bu"], aggregator="max")
+
+
+def test_message_passing_applies_the_message_on_nodes_or_edges_alike():
+    """g applied to the node rows then gathered (E ≥ N) equals g applied to the gathered rows (E < N)."""
+    rng = np.random.default_rng(6)
+    g = _rand_graph(rng, 10, p=0.5)
+    h, s, r = jnp.asarray(g.nodes), jnp.asarray(g.senders), jnp.asarray(g.receivers)
+    assert len(g.senders) >= len(g.nodes)
+    w = jnp.asarray(rng.standard_normal((3, 3)), jnp.float32)
+
+    def run(s, r):
+        return G.message_passing(h, s, r, message=lambda x: jnp.tanh(x @ w), update=lambda h, a, u: a,
+                                 aggregator="max")
+    few = np.flatnonzero(np.asarray(r) != 0)[:len(g.nodes) - 1]          # E < N: the gathered rows
+    want = G.aggregate(jnp.tanh(h[s] @ w), r, len(g.nodes), "max")
+    np.testing.assert_allclose(run(s, r), want, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(run(s[few], r[few]), G.aggregate(jnp.tanh(h[s[few]] @ w), r[few], len(g.nodes), "max"),
+                               rtol=1e-6, atol=1e-6)
+
+
 def test_segment_softmax_sums_to_one_per_node_and_survives_huge_scores():
     seg = jnp.array([0, 0, 0, 2, 2])
     p = np.asarray(G.segment_softmax(jnp.array([1e4, 1e4 - 1, -1e4, 3.0, 3.0]), seg, 3))

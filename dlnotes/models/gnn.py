@@ -104,7 +104,8 @@ class NodeNorm(nnx.Module):
 
 
 class MessagePassing(nnx.Module):
-    """z_i = f(h_i, AGG_{j→i} s(h_i, h_j)·g(h_j[, e_ij]), u_i) with linear g and f (``nn.graph.message_passing``)."""
+    """z_i = f(h_i, AGG_{j→i} s(h_i, h_j)·g(h_j[, e_ij]), u_i) with linear g and f (``nn.graph.message_passing``;
+    sum or mean with s = 1: ``nn.graph.linear_message_passing``, the same function in one matmul)."""
 
     def __init__(self, in_features: int, out_features: int, *, aggregator: str = "sum", similarity: str = "none",
                  edge_features: int = 0, global_features: int = 0, rngs: nnx.Rngs):
@@ -124,6 +125,13 @@ class MessagePassing(nnx.Module):
         return jnp.sum(self.query(h_i) * self.key(h_j), -1) / math.sqrt(self.d)
 
     def __call__(self, h, g: G.GraphsTuple, u=None, aggregator_index=None):
+        edges = None if g.edges is None else jnp.asarray(g.edges)
+        if self.aggregator in ("sum", "mean") and self.similarity == "none":   # linear g, f, AGG: one matmul
+            return G.linear_message_passing(h, g.senders, g.receivers, self.message.kernel[...],
+                                            self.message.bias[...], self.update.kernel[...],
+                                            self.update.bias[...], aggregator=self.aggregator, edges=edges,
+                                            node_globals=u)
+
         def message(h_j, e=None):
             return self.message(h_j if e is None else jnp.concatenate([h_j, e], -1))
 
@@ -133,8 +141,7 @@ class MessagePassing(nnx.Module):
         return G.message_passing(h, g.senders, g.receivers, message=message, update=update,
                                  aggregator=self.aggregator,
                                  similarity=self._similarity if self.similarity == "learned" else None,
-                                 node_globals=u, edges=None if g.edges is None else jnp.asarray(g.edges),
-                                 aggregator_index=aggregator_index)
+                                 node_globals=u, edges=edges, aggregator_index=aggregator_index)
 
 
 class _Heads(nnx.Module):

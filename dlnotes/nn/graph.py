@@ -253,7 +253,8 @@ def message_passing(h: jax.Array, senders: jax.Array, receivers: jax.Array, *, m
                     aggregator_index=None) -> jax.Array:
     """The notes' layer  h_i' = f(h_i, AGG_{j→i} s(h_i, h_j)·g(h_j), u_i).
 
-    message: g(h_j) (E, F) → (E, F') (or g(h_j, e_ij) when ``edges`` (E, F_e) is given);
+    message: g(h_j) (E, F) → (E, F') (or g(h_j, e_ij) when ``edges`` (E, F_e) is given), row by row (without
+      edges and with E ≥ N it is applied to the N node rows and then gathered);
     similarity: a score σ(h_i, h_j) → (E,) or (E, F'); the weight is s = sigmoid(σ) ∈ (0, 1), and for
       ``aggregator="softmax"`` σ are the attention logits (softmax over each node's edges) instead.
       None: s = 1 (softmax: per-feature softmax of the messages themselves).
@@ -261,11 +262,13 @@ def message_passing(h: jax.Array, senders: jax.Array, receivers: jax.Array, *, m
     aggregator: a name of ``AGGREGATORS``, or "any" with a (traced) ``aggregator_index``.
     """
     n = h.shape[0]
-    h_j, h_i = h[senders], h[receivers]
-    m = message(h_j) if edges is None else message(h_j, edges)
+    if edges is None and senders.shape[0] >= n:   # g acts row by row: g(h)[senders] = g(h[senders]), on fewer rows
+        m = message(h)[senders]
+    else:
+        m = message(h[senders]) if edges is None else message(h[senders], edges)
     scores = weights = None
     if similarity is not None:
-        scores = similarity(h_i, h_j)
+        scores = similarity(h[receivers], h[senders])
         scores = scores[:, None] if scores.ndim == 1 else scores
         weights = jax.nn.sigmoid(scores)
     if aggregator == "any":
@@ -275,6 +278,35 @@ def message_passing(h: jax.Array, senders: jax.Array, receivers: jax.Array, *, m
     else:
         agg = aggregate(m if weights is None else m * weights, receivers, n, aggregator)
     return update(h, agg, node_globals)
+
+
+def linear_message_passing(h: jax.Array, senders: jax.Array, receivers: jax.Array, w_message, b_message,
+                           w_update, b_update, *, aggregator: str = "sum", edges: jax.Array | None = None,
+                           node_globals: jax.Array | None = None) -> jax.Array:
+    """``message_passing`` with linear g and f and a linear AGG (sum, mean), in one matmul per layer:
+
+        z_i = [h_i, AGG_{j→i}([h_j, e_ij] W_m + b_m), u_i] W_u + b_u
+            = [h_i, AGG_{j→i}[h_j, e_ij, 1], u_i] W' + b_u,    W' = [W_u,h; [W_m; b_m] W_u,agg; W_u,u]
+
+    (AGG commutes with an affine message; the column of ones aggregates to the in-degree (sum) or to
+    1[degree > 0] (mean), so an empty neighbourhood still contributes exactly 0). Shapes: h (N, F),
+    w_message (F + F_e, F'), w_update (F + F' + F_g, F'') → (N, F''). Gathers and segment sums run on
+    F + F_e + 1 columns, the dense layers on the N nodes only.
+    """
+    if aggregator not in ("sum", "mean"):
+        raise ConfigError("aggregator", f"linear_message_passing needs a linear aggregator (sum, mean), got {aggregator!r}")
+    n, f = h.shape
+    fm = w_message.shape[1]
+    x = jnp.concatenate([h, jnp.ones((n, 1), h.dtype)], -1)[senders]          # (E, F + 1): [h_j, 1]
+    if edges is not None:
+        x = jnp.concatenate([x, edges.astype(h.dtype)], -1)                     # [h_j, 1, e_ij]
+    agg = jax.ops.segment_sum(x, receivers, n)                                  # [Σ h_j, deg, Σ e_ij]
+    if aggregator == "mean":
+        agg = agg / jnp.maximum(agg[:, f:f + 1], 1.0)
+    w_msg = jnp.concatenate([w_message[:f], b_message[None, :], w_message[f:]], 0)   # rows in x's order
+    w = jnp.concatenate([w_update[:f], w_msg @ w_update[f:f + fm], w_update[f + fm:]], 0)
+    parts = [h, agg] + ([] if node_globals is None else [node_globals])
+    return jnp.concatenate(parts, -1) @ w + b_update
 
 
 def readout(nodes: jax.Array, g: GraphsTuple, kind: str = "sum", mask: jax.Array | None = None) -> jax.Array:
