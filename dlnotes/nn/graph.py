@@ -33,6 +33,7 @@ from dlnotes.nn import norm as _norm
 
 AGGREGATORS = ("sum", "mean", "max", "min", "product", "softmax", "variance")
 READOUTS = ("sum", "mean", "max")
+_IN_BOUNDS = jax.lax.GatherScatterMode.PROMISE_IN_BOUNDS    # no clamping/masking selects around gathers, scatters
 
 
 class GraphsTuple(NamedTuple):
@@ -291,16 +292,17 @@ def linear_message_passing(h: jax.Array, senders: jax.Array, receivers: jax.Arra
     (AGG commutes with an affine message; the column of ones aggregates to the in-degree (sum) or to
     1[degree > 0] (mean), so an empty neighbourhood still contributes exactly 0). Shapes: h (N, F),
     w_message (F + F_e, F'), w_update (F + F' + F_g, F'') → (N, F''). Gathers and segment sums run on
-    F + F_e + 1 columns, the dense layers on the N nodes only.
+    F + F_e + 1 columns, the dense layers on the N nodes only. Every sender and receiver must be a node
+    (0 ≤ index < N, as ``batch``/``pad_to`` make them): out-of-range indices are not checked.
     """
     if aggregator not in ("sum", "mean"):
         raise ConfigError("aggregator", f"linear_message_passing needs a linear aggregator (sum, mean), got {aggregator!r}")
     n, f = h.shape
     fm = w_message.shape[1]
-    x = jnp.concatenate([h, jnp.ones((n, 1), h.dtype)], -1)[senders]          # (E, F + 1): [h_j, 1]
+    x = jnp.concatenate([h, jnp.ones((n, 1), h.dtype)], -1).at[senders].get(mode=_IN_BOUNDS)   # (E, F + 1): [h_j, 1]
     if edges is not None:
         x = jnp.concatenate([x, edges.astype(h.dtype)], -1)                     # [h_j, 1, e_ij]
-    agg = jax.ops.segment_sum(x, receivers, n)                                  # [Σ h_j, deg, Σ e_ij]
+    agg = jax.ops.segment_sum(x, receivers, n, mode=_IN_BOUNDS)                 # [Σ h_j, deg, Σ e_ij]
     if aggregator == "mean":
         agg = agg / jnp.maximum(agg[:, f:f + 1], 1.0)
     w_msg = jnp.concatenate([w_message[:f], b_message[None, :], w_message[f:]], 0)   # rows in x's order
