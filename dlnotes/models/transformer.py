@@ -5,9 +5,10 @@ Block (pre-norm, weights shared across positions; a GNN on the complete — or c
 
     x ← x + SelfAttention(norm(x))                 (causal mask in decoders)
     x ← x + CrossAttention(norm(x), memory)        (decoder of an encoder–decoder only)
-    x ← x + W₂·gelu(W₁·norm(x))                    (the MLP: per-position non-linearity)
+    x ← x + W₂·gelu(W₁·norm(x))                    (the MLP: per-position non-linearity; exact GELU x·Φ(x))
 
-``norm``: "layer" (LayerNorm, centred, scale and bias) or "rms" (bias-free RMS norm, scale only), or
+``norm``: "layer" (LayerNorm, centred, scale and bias; its backward and GELU's hand-written in
+``dlnotes.nn.fused``) or "rms" (bias-free RMS norm, scale only), or
 "switch": :class:`SwitchNorm`, either of the two chosen by the traced hyperparameter ``model.rms`` (0 or
 1) held in ``model_state``, so LayerNorm and RMS-norm models share one compiled (vmapped) program.
 Positions (``posenc``): "learned" (a table), "sinusoidal" (added, fixed), "rope" (rotary, in
@@ -28,6 +29,7 @@ from dlnotes import hparams as hpmod
 from dlnotes.errors import ConfigError, check
 from dlnotes.models.base import functional
 from dlnotes.nn import attention as att
+from dlnotes.nn import fused
 from dlnotes.nn import layers as L
 from dlnotes.nn import posenc
 
@@ -62,10 +64,18 @@ class SwitchNorm(nnx.Module):
         return y * self.scale[...] + c * self.bias[...]
 
 
+class LayerNorm(L.LayerNorm):
+    """``L.LayerNorm`` over the channel axis (same parameters) through ``fused.layer_norm``: the same
+    function, with a hand-written backward (fewer passes over the activations than autodiff's)."""
+
+    def __call__(self, x, *, train: bool = False, key=None):
+        return fused.layer_norm(x, self.scale[...], self.bias[...], self.eps)
+
+
 def make_norm(kind: str, dim: int, rms=0.0):
     """``rms``: the choice of a "switch" norm (a number, possibly traced; ignored by the others)."""
     if kind == "layer":
-        return L.LayerNorm(dim)
+        return LayerNorm(dim)
     if kind == "rms":
         return L.RMSNorm(dim)
     if kind == "switch":
@@ -74,14 +84,14 @@ def make_norm(kind: str, dim: int, rms=0.0):
 
 
 class MLP(nnx.Module):
-    """W₂·gelu(W₁·x): width → ratio·width → width."""
+    """W₂·gelu(W₁·x): width → ratio·width → width; exact GELU x·Φ(x) (nanoGPT's and PyTorch's ``nn.GELU``)."""
 
     def __init__(self, dim: int, ratio: int = 4, *, use_bias: bool = False, rngs: nnx.Rngs):
         self.fc = nnx.Linear(dim, ratio * dim, use_bias=use_bias, rngs=rngs)
         self.proj = nnx.Linear(ratio * dim, dim, use_bias=use_bias, rngs=rngs)
 
     def __call__(self, x):
-        return att.dense(self.proj, jax.nn.gelu(att.dense(self.fc, x)))
+        return att.dense(self.proj, fused.gelu(att.dense(self.fc, x)))
 
 
 class Block(nnx.Module):

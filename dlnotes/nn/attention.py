@@ -56,7 +56,12 @@ def padding_mask(valid_q, valid_k=None) -> jax.Array:
 def attention_weights(q, k, *, mask=None, temperature=1.0, scale=None) -> jax.Array:
     """(..., H, T, S) softmax weights; rows with no allowed key are all zero."""
     scale = q.shape[-1] ** -0.5 if scale is None else scale
-    s = jnp.einsum("...thd,...shd->...hts", q, k) * (scale / temperature)
+    return masked_softmax(jnp.einsum("...thd,...shd->...hts", q, k) * (scale / temperature), mask)
+
+
+def masked_softmax(s, mask=None):
+    """softmax over the last axis of scores s restricted to ``mask`` (True = allowed; broadcasts to
+    s); rows with no allowed entry get all-zero weights (and zero gradients), never NaN."""
     if mask is None:
         return jax.nn.softmax(s, axis=-1)
     mask = jnp.broadcast_to(mask, s.shape)
@@ -72,6 +77,16 @@ def dot_product_attention(q, k, v, *, mask=None, temperature=1.0, scale=None, re
     """softmax(q·kᵀ·scale/τ)·v per head. q (..., T, H, D), k (..., S, H, D), v (..., S, H, Dv) -> (..., T, H, Dv)."""
     w = attention_weights(q, k, mask=mask, temperature=temperature, scale=scale)
     out = jnp.einsum("...hts,...shd->...thd", w, v)
+    return (out, w) if return_weights else out
+
+
+def heads_first_attention(q, k, v, *, mask=None, temperature=1.0, scale=None, return_weights: bool = False):
+    """``dot_product_attention`` with the heads before the positions: q (..., H, T, D), k (..., H, S, D),
+    v (..., H, S, Dv) -> (..., H, T, Dv). The per-head products are batched matmuls on this layout, so
+    XLA feeds them to the dot without transposing q, k, v (or their gradients) per product."""
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    w = masked_softmax(jnp.einsum("...htd,...hsd->...hts", q, k) * (scale / temperature), mask)
+    out = jnp.einsum("...hts,...hsd->...htd", w, v)
     return (out, w) if return_weights else out
 
 
@@ -156,6 +171,19 @@ class MultiHeadAttention(nnx.Module):
             q, k = rope(q, pos, self.rope_base), rope(k, pos, self.rope_base)
         return q, k, v
 
+    def heads_first_qkv(self, x):
+        """Self-attention's (q, k, v), each (..., H, T, D): one fused projection, then one transpose
+        (..., T, 3, H, D) -> (3, ..., H, T, D) for all three (rotated first if rope)."""
+        y = self._fused_qkv(x)
+        y = y.reshape(y.shape[:-1] + (3, self.num_heads, self.head_dim))          # (..., T, 3, H, D)
+        if self.rope:
+            pos = jnp.arange(x.shape[-2])
+            q, k, v = (y[..., i, :, :] for i in range(3))
+            y = jnp.stack([rope(q, pos, self.rope_base), rope(k, pos, self.rope_base), v], axis=-3)
+        n = y.ndim
+        y = y.transpose((n - 3,) + tuple(range(n - 4)) + (n - 2, n - 4, n - 1))   # (3, ..., H, T, D)
+        return y[0], y[1], y[2]
+
     def _fused_qkv(self, x):
         """x·[W_q W_k W_v] (+ [b_q b_k b_v]): (..., dim) -> (..., 3·dim)."""
         lins = (self.wq, self.wk, self.wv)
@@ -171,12 +199,17 @@ class MultiHeadAttention(nnx.Module):
             return self.decode(x, cache, index)
         if self.rope and context is not None:
             raise ConfigError("rope", "rotary encodings apply to self-attention only")
-        q, k, v = self.qkv(x, context)
-        out = dot_product_attention(q, k, v, mask=mask, temperature=temperature, return_weights=return_weights)
-        if return_weights:
-            out, w = out
-            return dense(self.wo, merge_heads(out)), w
-        return dense(self.wo, merge_heads(out))
+        if context is None:       # self-attention: heads before positions (one transpose in, one out)
+            out = heads_first_attention(*self.heads_first_qkv(x), mask=mask, temperature=temperature,
+                                        return_weights=return_weights)
+            out, w = out if return_weights else (out, None)
+            out = jnp.swapaxes(out, -3, -2)
+        else:
+            q, k, v = self.qkv(x, context)
+            out = dot_product_attention(q, k, v, mask=mask, temperature=temperature, return_weights=return_weights)
+            out, w = out if return_weights else (out, None)
+        y = dense(self.wo, merge_heads(out))
+        return (y, w) if return_weights else y
 
     def decode(self, x, cache, index):
         """Causal self-attention of x (B, T, dim) at positions index..index+T−1 over the cache."""
