@@ -8,7 +8,9 @@ weight decay 0.1). Data: the default corpus (standard-library docstrings), rando
 
 Ours: ``transformer.build_task`` (task char_lm) through ``Runner`` (one compiled ``lax.scan`` of
 ``steps`` AdamW steps; evaluation at step 0 and the end), timed after a compiling warm-up.
-PyTorch: the same architecture and optimizer, eager and ``torch.compile``d, same steps and batch.
+PyTorch: the same architecture (exact GELU, ``F.gelu``'s default, as ours) and optimizer, eager and
+``torch.compile``d, same steps and batch, and the same work around them: the validation loss on the
+same windows before the first step and after the last (under ``no_grad``), as the engine evaluates.
 Rounds interleave (``harness.compare``); the median per-round ratio is the result. Also: tokens/s,
 model FLOPs per step (6·N·tokens + attention), the fraction of the measured matmul peak
 (164 GFLOP/s on the 2-core CPU this was written on; ``--peak`` to change), and with
@@ -59,10 +61,10 @@ def make_ours(steps: int):
     hp = hpmod.from_config(cfg)
     once, first = engine_timer(runner, hp)
     vocab = int(task.data["train"]["x"].max()) + 1
-    return once, first, np.asarray(task.data["train"]["x"]), vocab
+    return once, first, np.asarray(task.data["train"]["x"]), np.asarray(task.data["val"]["x"]), vocab
 
 
-def make_torch(steps: int, windows: np.ndarray, vocab: int, compile_: bool):
+def make_torch(steps: int, windows: np.ndarray, val: np.ndarray, vocab: int, compile_: bool):
     import torch
     import torch.nn as nn
     import torch.nn.functional as F
@@ -100,6 +102,12 @@ def make_torch(steps: int, windows: np.ndarray, vocab: int, compile_: bool):
     model = GPT()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.99), weight_decay=0.1)
     data = torch.from_numpy(windows.astype(np.int64))
+    val_x = torch.from_numpy(val.astype(np.int64))
+
+    def val_loss():
+        with torch.no_grad():
+            logits = model(val_x[:, :-1])
+            return F.cross_entropy(logits.reshape(-1, vocab), val_x[:, 1:].reshape(-1)).item()
 
     def step(x):
         logits = model(x[:, :-1])
@@ -113,8 +121,10 @@ def make_torch(steps: int, windows: np.ndarray, vocab: int, compile_: bool):
     g = torch.Generator().manual_seed(0)
 
     def run(n):
+        val_loss()                          # the engine evaluates at step 0 and at the end
         for _ in range(n):
             fn(data[torch.randint(0, len(data), (B,), generator=g)])
+        val_loss()
 
     t0 = time.perf_counter()
     run(3)                                  # warm-up (and compile)
@@ -152,13 +162,13 @@ def main():
     ap.add_argument("--no_compile", action="store_true")
     a = ap.parse_args()
 
-    ours, first_ours, windows, vocab = make_ours(a.steps)
-    eager, first_eager = make_torch(a.steps, windows, vocab, False)
+    ours, first_ours, windows, val, vocab = make_ours(a.steps)
+    eager, first_eager = make_torch(a.steps, windows, val, vocab, False)
     fns = {"ours (engine)": ours, "torch eager": eager}
     first = {"ours (engine)": first_ours, "torch eager": first_eager}
     if not a.no_compile:
         try:
-            comp, first["torch.compile"] = make_torch(a.steps, windows, vocab, True)
+            comp, first["torch.compile"] = make_torch(a.steps, windows, val, vocab, True)
             fns["torch.compile"] = comp
         except Exception as e:  # noqa: BLE001 — report without it
             print(f"torch.compile unavailable: {type(e).__name__}: {e}")
