@@ -17,11 +17,16 @@ skips it in the C41 run, whose attention-map figure then shows the copy model on
 Evaluation (greedy exact match per length) every ``log_every`` steps; ``log_every = num_steps`` (fast)
 evaluates the final parameters only (no curve, one compile of the greedy decoder per model).
 
-Fast profile: one seed and the variants dot/none at the protocol's batch and steps (measured, seed 0,
-2026-12-01): half the examples does not keep the verdict (batch 128 × 600 steps: dot attention 0.52
-exact match at length 30, 0.84 at 15). Batch 256 × 600 is at the threshold at length 30: the same final
-parameters scored 59/64 (0.922) on the test set, 63/64 on another 64-pair draw and 482/512 (0.941) on
-512 fresh pairs (lengths 25–29: 0.975–0.990); without attention 0.922 at length 5, 0.000 at ≥ 15.
+Protocol choices CLAIMS.md leaves open, measured (dot attention, 600 steps, exact match on 512 test
+pairs per length; 2026-12-01, at load 3–5): the batch decides whether 600 steps suffice at length 30.
+Batch 128: 0.52 at length 30 (seed 0). Batch 256: minimum over lengths 0.973 / 0.959 / 0.953 (seeds
+0–2, all at lengths 29–30), and 0.941 for seed 0 in another run (a single run's numerics differ from a
+vmapped one's) — at the threshold. Batch 512: 0.963 / 0.965 / 0.971 (seeds 0–2, at length 30; lengths
+≤ 28 ≥ 0.986), so the protocol here is batch 512. 1024 test pairs per length: with 64, a model at
+0.965 scores < 0.95 on about one draw in five (binomial), so the check would test the draw.
+Fast profile: one seed, dot attention and none, the protocol's batch, steps and test set (same
+verdict). Full: three seeds of dot and none, plus one seed of additive
+attention (reported; its scores cost a tanh over (batch, S, H) per decoder step, ~3.5× the step time).
 """
 import ml_collections
 
@@ -34,12 +39,12 @@ def get_config(arg: str = "full"):
     c.experiment = "seq2seq_attention"
     c.task = "copy"
     c.seed = 0
-    c.batch_size = 256
+    c.batch_size = 512
     c.sampling = "replacement"
     c.num_steps = 600
     c.log_every = 600 if fast else 150
     c.data = ml_collections.ConfigDict(dict(seed=0, vocab=10, min_len=5, max_len=30, n_train=8192,
-                                            n_per_length=64, test_seed=1, map_seed=0))
+                                            n_per_length=1024, test_seed=1, map_seed=0))
     c.translation = ml_collections.ConfigDict(dict(min_len=4, max_len=16, num_steps=0 if fast else 400))
     c.model = ml_collections.ConfigDict(dict(cell="gru", embed=64, hidden=128, attention="dot",
                                              bidirectional=False, source_eos=True))
@@ -49,6 +54,8 @@ def get_config(arg: str = "full"):
     c.optimizer.clip_norm = 1.0
     # what run() compares: attention variants (the first is the claim's "with attention"), seeds
     c.check = ml_collections.ConfigDict(dict(
-        attentions=["dot", "none"] if fast else ["dot", "additive", "none"],
-        num_seeds=1 if fast else 3))
+        attentions=["dot", "none"] if fast else ["dot", "none", "additive"],
+        num_seeds=1 if fast else 3,
+        report_only=[] if fast else ["additive"],     # reported beside, one seed, not part of the check
+        ))
     return c
