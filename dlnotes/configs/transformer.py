@@ -50,7 +50,7 @@ def get_config(arg: str = "full"):
     c.c44 = ml_collections.ConfigDict(dict(
         num_seeds=2 if fast else 5,
         # C41's copy task, full profile only: the transformer (``copy_seeds``) and C41's GRUs
-        # (``gru_seeds`` each, H = 128, Adam 3e-3, clip 1, batch 256) on the same data and test set
+        # (``gru_seeds`` each, configs/seq2seq_attention.py's full settings) on the same data and test set
         copy_seeds=0 if fast else 2, gru_seeds=0 if fast else 1, copy_lengths=(5, 30), copy_steps=600,
         copy_n_train=8192, copy_n_per_length=64, copy_test_seed=1))
     c.c45 = ml_collections.ConfigDict(dict(length=20, steps=400 if fast else 600, log_every=50, alpha=0.01,

@@ -130,35 +130,43 @@ def build_task(config, data=None) -> Task:
                 log_every=config.log_every if config.task == "copy" else steps, evaluate=evaluate)
 
 
+def train_variant(config, data, attention: str, num_seeds: int):
+    """Train C41's GRU encoder–decoder with ``attention`` (dot | additive | none) on ``data`` for seeds
+    0…num_seeds−1 (one vmapped grid): -> (exact match by length (seeds, evaluations, lengths), the
+    engine's result, seconds). Evaluations every ``log_every`` steps if that is < ``num_steps``; else
+    only the final parameters are evaluated, here, once (no step-0 evaluation, and the greedy decoder
+    compiles once instead of in both the engine's init and its training chunk). Also used by the
+    transformer experiment (C44's comparison on the copy task)."""
+    # the source EOS is a key for attention; without attention the decoder only gets the encoder's
+    # final state, which has read the whole source anyway: that model stays the one without it
+    cfg = hpmod.with_changes(config, **{"model.attention": attention,
+                                        "model.source_eos": bool(config.model.source_eos) and attention != "none"})
+    curve = config.log_every < config.num_steps
+    points = [{"seed": s} for s in range(num_seeds)]
+    t0 = time.perf_counter()
+    task = build_task(cfg, data)
+    _, res = run_points(task if curve else dataclasses.replace(task, evaluate=None), cfg, points,
+                        progress=f"C41 {attention}")
+    if curve:
+        by_len = np.asarray(res.metrics["evals"]["exact_match_by_length"])        # (seeds, evals, lengths)
+    else:
+        final = jax.jit(jax.vmap(lambda p, ms: task.evaluate(p, ms, data, None)))
+        by_len = np.asarray(final(res.state.params, res.state.model_state)["exact_match_by_length"])[:, None]
+    return by_len, res, time.perf_counter() - t0
+
+
 def run(config, workdir):
     os.makedirs(workdir, exist_ok=True)
     data = make_data(config)
     lengths = np.arange(config.data.min_len, config.data.max_len + 1)
     report_only = list(config.check.get("report_only", []))
     em, em_steps, seconds, curves, finals = {}, {}, {}, {}, {}
-    # exact match during training (the figure's curve) only if log_every < num_steps; otherwise the engine
-    # evaluates nothing and the final parameters are evaluated here, once (no step-0 evaluation, and the
-    # greedy decoder compiles once instead of in both the engine's init and its training chunk)
     curve = config.log_every < config.num_steps
     eval_steps = np.arange(0, config.num_steps + 1, config.log_every) if curve else np.array([config.num_steps])
     for att in config.check.attentions:
-        # the source EOS is a key for attention; without attention the decoder only gets the encoder's
-        # final state, which has read the whole source anyway: that model stays the one without it
-        cfg = hpmod.with_changes(config, **{"model.attention": att,
-                                            "model.source_eos": bool(config.model.source_eos) and att != "none"})
-        points = [{"seed": s} for s in range(1 if att in report_only else config.check.num_seeds)]
-        t0 = time.perf_counter()
-        task = build_task(cfg, data)
-        _, res = run_points(task if curve else dataclasses.replace(task, evaluate=None), cfg, points,
-                            progress=f"C41 {att}")
-        if curve:
-            by_len = np.asarray(res.metrics["evals"]["exact_match_by_length"])    # (seeds, evals, lengths)
-        else:
-            final = jax.jit(jax.vmap(lambda p, ms: task.evaluate(p, ms, data, None)))
-            by_len = np.asarray(final(res.state.params, res.state.model_state)["exact_match_by_length"])[:, None]
-        seconds[att] = time.perf_counter() - t0
-        em[att] = by_len[:, -1]                                                  # (seeds, lengths)
-        em_steps[att] = by_len
+        n_seeds = 1 if att in report_only else config.check.num_seeds
+        em_steps[att], res, seconds[att] = train_variant(config, data, att, n_seeds)
+        em[att] = em_steps[att][:, -1]                                           # (seeds, lengths)
         curves[att] = np.asarray(res.metrics["steps"]["loss"]).mean(0)
         finals[att] = res.state
 

@@ -418,8 +418,8 @@ def run(config, workdir):
 
 
 def c44_copy(config):
-    """C41's copy task (full profile): the transformer of C44 and C41's GRUs (dot attention with a
-    bidirectional encoder, and none), each trained on the same pairs and tested greedily on
+    """C41's copy task (full profile): the transformer of C44 and C41's GRUs (dot attention and none,
+    C41's full-profile settings), each trained on the same pairs and tested greedily on
     ``copy_n_per_length`` pairs of every length. Returns {"lengths", "curves": {name: (seeds, lengths)},
     "text"}."""
     c = config.c44
@@ -441,8 +441,8 @@ def c44_copy(config):
     text = (f"C41's copy task through a fixed map, lengths {lo}–{hi}, {c.copy_n_train} training pairs, "
             f"{c.copy_n_per_length} test pairs per length (greedy, exact match): the transformer above "
             f"({c.copy_steps} steps, batch {config.batch_size}, {c.copy_seeds} seeds)"
-            + (f" beside C41's GRUs (H = 128, embed 64, Adam 3e-3, clip 1, batch 256, {c.copy_steps} steps, "
-               f"{c.gru_seeds} seed(s) each) trained here on the same data" if c.gru_seeds else "")
+            + (f" beside C41's GRUs (its full profile's settings: H = 128, embed 64, Adam 3e-3, clip 1, batch 512, "
+               f"600 steps, {c.gru_seeds} seed(s) each) trained here on the same data" if c.gru_seeds else "")
             + "; exact match by length (seed mean) " + "; ".join(
                 f"{name}: " + ", ".join(f"{L}: {v:.2f}" for L, v in zip(lengths, np.mean(cur, 0))
                                         if (L - lo) % 5 == 0 or L == hi) for name, cur in curves.items()))
@@ -450,39 +450,16 @@ def c44_copy(config):
 
 
 def _gru_copy(config, data, attention, lengths):
-    """(seeds, lengths) exact match of a ``dlnotes.models.seq2seq`` GRU (C41's protocol) on ``data``."""
-    import ml_collections
+    """(seeds, lengths) exact match of C41's GRU encoder–decoder (its full-profile config:
+    configs/seq2seq_attention.py) with ``attention`` on the transformer's copy data, ``c44.gru_seeds`` seeds."""
+    from dlnotes.experiments import base
+    from dlnotes.experiments import seq2seq_attention as s2s
 
-    from dlnotes.models import seq2seq as s2s
-    from dlnotes.optim.factory import default_optimizer_config
-
-    c = config.c44
-    g = ml_collections.ConfigDict()
-    g.model = ml_collections.ConfigDict(dict(cell="gru", embed=64, hidden=128, attention=attention,
-                                             bidirectional=True, vocab=config.data.vocab))
-    g.optimizer = default_optimizer_config()
-    g.optimizer.name, g.optimizer.learning_rate, g.optimizer.clip_norm = "adam", 3e-3, 1.0
-    g.num_steps, g.seed = c.copy_steps, 0
-    model = s2s.make_seq2seq(g)
-    lo = lengths[0]
-
-    def loss(params, ms, batch, key, hp):
-        out, ms = model.apply(params, ms, batch)
-        return s2s.sequence_cross_entropy(out["logits"], batch["tgt_out"], batch["tgt_mask"]), ({}, ms)
-
-    def evaluate(params, ms, d, hp):
-        v = d["val"]
-        out, _ = model.apply(params, ms, v, mode="greedy")
-        ok = seq.exact_match(out["tokens"], v["tgt_out"], v["tgt_mask"]).astype(jnp.float32)
-        onehot = jax.nn.one_hot(v["src_len"] - lo, len(lengths))
-        return {"by_len": (onehot * ok[:, None]).sum(0) / jnp.maximum(onehot.sum(0), 1)}
-
-    task = Task(init=model.init, loss=loss, optimizer=lambda hp: make_optimizer(g, hp), data=data,
-                num_steps=c.copy_steps, batch_size=256, sampling="replacement", log_every=c.copy_steps,
-                evaluate=evaluate)
-    hp, keys = stack_points(g, [{"seed": s} for s in range(c.gru_seeds)])
-    res = Runner(task, grid=True).run(hp, keys, progress=f"C44 copy 5-30 GRU attention={attention}")
-    return np.asarray(res.metrics["evals"]["by_len"])[:, -1]
+    g = base.load_config("seq2seq_attention", "full")
+    g = hpmod.with_changes(g, **{"log_every": g.num_steps})
+    by_len, _, _ = s2s.train_variant(g, {"train": data["train"], "test": data["val"]}, attention,
+                                     config.c44.gru_seeds)
+    return by_len[:, -1]
 
 
 # ------------------------------------------------------------------------------------------ figures
