@@ -123,10 +123,43 @@ def make_torch(steps: int, looped: bool):
     return timed
 
 
+def step_flops() -> float:
+    """Matmul FLOPs of one training step: forward 2·B·T·4H·(D + H) for the gates, backward twice that."""
+    return 3 * 2 * B * T * 4 * H * (D + H) + 3 * 2 * B * H * C
+
+
+def chain_floor(repeats: int = 20) -> float:
+    """Seconds for the dependent chain a step cannot avoid: 3·T sequential (B, D+H) @ (D+H, 4H)
+    matmuls + tanh in one compiled ``lax.scan`` (the forward recurrence, and the backward's through
+    W_hhᵀ and the gates), median of ``repeats`` calls."""
+    import time
+
+    import jax
+    import jax.numpy as jnp
+
+    w = jax.random.normal(jax.random.key(1), (D + H, 4 * H)) / (D + H) ** 0.5
+
+    @jax.jit
+    def chain(x):
+        def body(x, _):
+            return jnp.tanh(x @ w)[:, :D + H], None
+        return jax.lax.scan(body, x, None, length=3 * T)[0]
+
+    x = jnp.ones((B, D + H))
+    chain(x).block_until_ready()
+    ts = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        chain(x).block_until_ready()
+        ts.append(time.perf_counter() - t0)
+    return float(np.median(ts))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--peak", type=float, default=164e9, help="matmul peak FLOP/s of this machine")
     args = ap.parse_args()
     from harness import compare, write_result
 
@@ -143,10 +176,20 @@ def main():
     for n in fns:
         print(f"{n}: {seq_per_s[n]:,.0f} sequences/s, {ms_per_step[n]:.2f} ms/step")
     print(f"ours: compile + first run {compile_s:.1f} s")
+    flops = step_flops()
+    frac = {n: flops / (ms / 1000) / args.peak for n, ms in ms_per_step.items()}
+    floor_ms = 1000 * chain_floor()
+    for n in fns:
+        print(f"{n}: {100 * frac[n]:.0f}% of the {args.peak / 1e9:.0f} GFLOP/s matmul peak "
+              f"({flops / 1e6:.0f} MFLOP/step)")
+    print(f"dependent chain of 3·T = {3 * T} (B, D+H) @ (D+H, 4H) matmuls + tanh alone: {floor_ms:.2f} ms "
+          f"({1000 * floor_ms / (3 * T):.0f} µs per matmul; at peak {1e6 * 2 * B * (D + H) * 4 * H / args.peak:.0f} µs)")
     write_result("rnn", {"problem": {"T": T, "batch": B, "input": D, "hidden": H, "classes": C, "optimizer": "adam 1e-3",
                                      "steps_per_run": args.steps},
                          "comparison": cmp, "sequences_per_s": seq_per_s, "ms_per_step": ms_per_step,
                          "compile_and_first_run_s": compile_s,
+                         "mflop_per_step": flops / 1e6, "fraction_of_peak": frac, "peak_flops": args.peak,
+                         "chain_floor_ms": floor_ms,
                          "targets": {"vs torch.nn.LSTM": ">= 1x", "vs torch Python loop": ">= 2x"}})
 
 
