@@ -453,7 +453,7 @@ def _gru_copy(config, data, attention, lengths):
     """(seeds, lengths) exact match of C41's GRU encoder–decoder (its full-profile config:
     configs/seq2seq_attention.py) with ``attention`` on the transformer's copy data, ``c44.gru_seeds`` seeds."""
     from dlnotes.experiments import base
-    from dlnotes.experiments import seq2seq_attention as s2s
+    from dlnotes.experiments import common_seq2seq as s2s
 
     g = base.load_config("seq2seq_attention", "full")
     g = hpmod.with_changes(g, **{"log_every": g.num_steps})
