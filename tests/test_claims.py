@@ -2,7 +2,9 @@
 
 An experiment module declares ``DIFFERS = ("C15", ...)``: the claims whose notes' statement was
 measured not to hold here. A claim that moves between ``reproduced`` and ``differs`` fails this
-test until that declaration (and CLAIMS.md) is changed deliberately.
+test until that declaration (and CLAIMS.md) is changed deliberately. ``CHAOTIC = ("C7",)`` names
+the claims whose verdict at the protocol's last step was measured to be decided by float rounding
+(relu_elbows documents the measurement): those may be reproduced or differs, never fails.
 """
 import os
 
@@ -40,6 +42,7 @@ def test_registry_is_complete_and_every_module_imports():
         mod = base.module(name)  # raises if the module is missing
         assert tuple(mod.CLAIMS) == tuple(claims), name
         assert set(getattr(mod, "DIFFERS", ())) <= set(claims), name
+        assert set(getattr(mod, "CHAOTIC", ())) <= set(claims) - set(getattr(mod, "DIFFERS", ())), name
         for profile in ("fast", "full"):
             config = base.load_config(name, profile)
             assert config.experiment == name
@@ -57,5 +60,6 @@ def test_experiment_claims(name, tmp_path):
         assert c.verdict in base.VERDICTS
         assert c.verdict != "fails", f"{c.id} fails: measured {c.measured} vs {c.threshold} ({c.details})"
         assert c.figure is None or (c.figure.endswith(".png") and os.path.exists(c.figure)), c.figure
-    assert {c.id for c in claims if c.verdict == "differs"} == set(getattr(mod, "DIFFERS", ())), \
+    chaotic = set(getattr(mod, "CHAOTIC", ()))
+    assert {c.id for c in claims if c.verdict == "differs"} - chaotic == set(getattr(mod, "DIFFERS", ())), \
         {c.id: c.verdict for c in claims}

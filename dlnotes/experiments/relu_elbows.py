@@ -34,6 +34,13 @@ from dlnotes.hparams import with_changes
 from dlnotes.train.sweep import run_points
 
 CLAIMS = ("C6", "C7", "C8")
+# Claims whose verdict at the protocol's last step is decided by float rounding (tests accept reproduced
+# or differs, never fails). C7: Adam at a constant η keeps spiking late, chaotically — targets changed by
+# a relative 1e-7 change which runs sit on a spike at step 10 000 (measured 2026-12-01); over the last
+# 10% of evaluations, ρ ≤ −0.9 held at 37 of 41 end points and the 4 others were explained spikes at
+# width 256. The final step here landed on one of the 4 (differs); another CPU's rounding can land it
+# elsewhere. The fast profile runs the protocol itself, so fast and full give the same verdict.
+CHAOTIC = ("C7",)
 
 
 
@@ -220,6 +227,9 @@ def _c7(config, results, widths, workdir):
     med = np.median(err, 0)
     late_from = int(round(0.9 * (hist.shape[-1] - 1)))
     rho, rho_late, ratios, holds, ok = c7_check(widths, hist, late_from)
+    ends = [float(stats.spearmanr(widths, np.median(hist[:, :, e], 0)).statistic)
+            for e in range(late_from, hist.shape[-1])]
+    n_ok = sum(r <= -0.9 for r in ends)
     div = sum(int(np.asarray(results[w][1].state.diverged).sum()) for w in widths)
     fig = _figure_width(widths, err, os.path.join(workdir, "error_vs_width.png"), config)
     measured = (f"Spearman ρ = {rho:.3f} (median val MSE {med[0]:.2e} at width {widths[0]} → "
@@ -234,7 +244,9 @@ def _c7(config, results, widths, workdir):
                  details=f"full-batch {config.optimizer.name} η={config.optimizer.learning_rate}, "
                          f"{config.num_steps} steps, {err.shape[0]} seeds per width, medians "
                          + ", ".join(f"{w}: {m:.2e}" for w, m in zip(widths, med))
-                         + f"; diverged runs: {div}", notes_hold=None if holds else False)
+                         + f"; ρ ≤ −0.9 at {n_ok} of the {len(ends)} evaluations in the last 10% (the "
+                           f"final step's verdict is chaotic: see relu_elbows.CHAOTIC); diverged runs: {div}",
+                 notes_hold=None if holds else False)
 
 
 def _c8(config, results, data, workdir):
