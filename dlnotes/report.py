@@ -32,6 +32,13 @@ def _run_one_quiet(name: str, workdir: str, profile: str):
     return _run_one(name, workdir, profile)
 
 
+def start_order(names):
+    """The order parallel workers start experiments in: ``base.LONGEST_FIRST`` first (longest first, so
+    the slowest is not the last one started), then the rest in registry order."""
+    n = len(base.LONGEST_FIRST)
+    return sorted(names, key=lambda x: base.LONGEST_FIRST.index(x) if x in base.LONGEST_FIRST else n)
+
+
 def run_experiments(workdir: str, *, only=(), profile: str = "fast", jobs: int = 1, log=print) -> list[base.Claim]:
     """Run the experiments covering ``only`` (all if empty) — in ``jobs`` processes — and write the report."""
     os.makedirs(workdir, exist_ok=True)
@@ -54,7 +61,7 @@ def run_experiments(workdir: str, *, only=(), profile: str = "fast", jobs: int =
         import multiprocessing as mp
         log(f"running {len(names)} experiments ({profile}) in {jobs} processes")
         with cf.ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
-            futures = {pool.submit(_run_one_quiet, n, workdir, profile): n for n in names}
+            futures = {pool.submit(_run_one_quiet, n, workdir, profile): n for n in start_order(names)}
             for f in cf.as_completed(futures):
                 collect(futures[f], f.result())
     else:

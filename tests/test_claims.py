@@ -36,6 +36,7 @@ def test_pending_experiments_import_and_validate():
 
 def test_registry_is_complete_and_every_module_imports():
     assert set(base.EXPERIMENTS) == EXPECTED_EXPERIMENTS
+    assert set(base.LONGEST_FIRST) <= set(base.EXPERIMENTS)      # reproduce.py --jobs starts these first
     ids = [c for v in base.EXPERIMENTS.values() for c in v]
     assert len(ids) == len(set(ids)), "a claim registered twice"
     for name, claims in base.EXPERIMENTS.items():
@@ -63,3 +64,14 @@ def test_experiment_claims(name, tmp_path):
     chaotic = set(getattr(mod, "CHAOTIC", ()))
     assert {c.id for c in claims if c.verdict == "differs"} - chaotic == set(getattr(mod, "DIFFERS", ())), \
         {c.id: c.verdict for c in claims}
+
+
+def test_parallel_workers_start_the_longest_first():
+    from dlnotes.report import start_order
+    names = list(base.EXPERIMENTS)
+    order = start_order(names)
+    assert sorted(order) == sorted(names)
+    assert order[:len(base.LONGEST_FIRST)] == list(base.LONGEST_FIRST)
+    rest = [n for n in names if n not in base.LONGEST_FIRST]
+    assert order[len(base.LONGEST_FIRST):] == rest
+    assert start_order(["ridge", "gnn", "lr_stability"]) == ["gnn", "ridge", "lr_stability"]

@@ -293,3 +293,19 @@ def test_fused_scan_under_jit_vmap_and_the_layer():
     p32 = jax.tree.map(lambda v: v.astype(jnp.float32), ps[0])
     assert "custom_vjp" not in str(jax.make_jaxpr(
         lambda x: rec.scan_cell(cell, p32, x, rec.initial_carry("lstm", N, H), perturb=d)[1])(x32))
+
+
+def test_fused_by_default_only_at_small_batches():
+    """``fused=None`` (the default) takes the fused rule at batch ≤ FUSED_MAX_BATCH (where it was measured
+    faster) and the plain scan above it; both give the same values."""
+    cell = rec.make_cell("gru")
+    T, D, H = 3, 2, 4
+    p = _cell_params(np.random.default_rng(12), "gru", D, H, False)
+    p = {k: jnp.asarray(v, jnp.float32) for k, v in p.items()}
+    for n, fused in ((rec.FUSED_MAX_BATCH, True), (rec.FUSED_MAX_BATCH + 1, False)):
+        xs = jnp.ones((n, T, D), jnp.float32)
+        jaxpr = str(jax.make_jaxpr(lambda x: rec.scan_cell(cell, p, x, jnp.zeros((n, H)))[1])(xs))
+        assert ("custom_vjp" in jaxpr) == fused, n
+        a = rec.scan_cell(cell, p, xs, jnp.zeros((n, H)))[1]
+        b = rec.scan_cell(cell, p, xs, jnp.zeros((n, H)), fused=not fused)[1]
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=1e-6)

@@ -45,6 +45,10 @@ _ALL: dict[str, tuple[str, ...]] = {
 
 EXPERIMENTS: dict[str, tuple[str, ...]] = dict(_ALL)
 
+# The slowest full profiles (measured, 2026-12-01), longest first: ``reproduce.py --jobs=N`` starts
+# these before the rest, so the longest is not the last one started (the report's order is unchanged).
+LONGEST_FIRST = ("transformer", "seq2seq_attention", "gnn", "lstm_memory", "depth_residual")
+
 # Experiments whose modules exist and train (scripts/train.py, sweep.py) but whose claims are not in the
 # report or the tests yet (a fast-profile check still fails or takes too long). None today: C41 left it on
 # 2026-12-01 once its protocol's batch was measured (configs/seq2seq_attention.py).

@@ -174,6 +174,12 @@ _POINTWISE = {"rnn": _rnn_pointwise, "lstm": _lstm_pointwise, "gru": _gru_pointw
 # plain scan's time, GRU 0.76–0.82×, interleaved probes); the vanilla cell's step got slower
 # (1.2–1.4× plain, 1.06× with LN: its in-loop weight gradients are small), so it keeps the plain scan.
 _FUSED = ("lstm", "gru")
+# ... and only at small batches: there the loop's per-step weight-gradient matmuls are tiny and the fused
+# rule wins; at larger ones autodiff's per-step matmuls are efficient and the fused rule's stacked
+# cotangents cost more than they save. Measured 2026-12-01 (idle, T = 31, D = 64, H = 128, masked,
+# interleaved, fused ÷ plain time of the gradient): GRU 0.75 / 0.90 / 0.94 / 1.20 / 1.18 / 1.21 at
+# batch 16 / 32 / 64 / 96 / 128 / 512; LSTM 0.59 / 0.72 / 1.00 / 0.98 / 1.13 / 1.12.
+FUSED_MAX_BATCH = 64
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,7 +199,7 @@ class BoundCell:
 
 
 def scan_cell(cell: Cell, params, xs: jax.Array, carry0, *, mask: jax.Array | None = None,
-              reverse: bool = False, perturb=None, fused: bool = True):
+              reverse: bool = False, perturb=None, fused: bool | None = None):
     """Run ``cell`` over time with one ``lax.scan``: xs (N, T, D) -> (final carry, ys (N, T, H)).
 
     mask (N, T) bool: on a masked step the carry is kept and y_t = 0 (padding never changes a
@@ -202,11 +208,14 @@ def scan_cell(cell: Cell, params, xs: jax.Array, carry0, *, mask: jax.Array | No
     (the derivative w.r.t. it at step t is the derivative w.r.t. the state h_t: ``jax.jacrev`` of
     the final state gives ∂h_T/∂h_t through the scan). The cells' output y_t is their hidden state.
 
-    An LSTM or GRU from ``make_cell`` without ``perturb`` takes ``_scan_fused`` (unless ``fused=False``):
-    the same function with a hand-written reverse-mode rule (one reverse scan for the carry's
-    cotangent; the weight gradients as single matmuls after it). It has no forward-mode rule:
-    ``jax.jvp`` / ``jax.jacfwd`` through it need ``fused=False``, the plain scan.
+    An LSTM or GRU from ``make_cell`` without ``perturb`` takes ``_scan_fused`` when ``fused`` is True,
+    or by default (None) when the batch N ≤ ``FUSED_MAX_BATCH`` (where it is the faster one): the same
+    function with a hand-written reverse-mode rule (one reverse scan for the carry's cotangent; the
+    weight gradients as single matmuls after it). It has no forward-mode rule: ``jax.jvp`` /
+    ``jax.jacfwd`` through it need ``fused=False``, the plain scan.
     """
+    if fused is None:
+        fused = xs.shape[0] <= FUSED_MAX_BATCH
     if fused and perturb is None and isinstance(cell, BoundCell) and cell.kind in _FUSED and xs.shape[1] > 0:
         w = {k: params[k] for k in ("w_ih", "w_hh")}
         rest = {k: v for k, v in params.items() if k not in w}
