@@ -15,7 +15,8 @@ def get_config(arg: str = "full"):
     c = ml_collections.ConfigDict()
     c.experiment = "relu_elbows"
     c.seed = 0
-    # C7's protocol: 10k full-batch Adam steps, in both profiles (41 s alone, 63 s beside another job): its last-step verdict is
+    # C7's protocol: 10k full-batch Adam steps, in both profiles (41 s alone, 63 s beside another
+    # job): its last-step verdict is
     # chaotic (relu_elbows.CHAOTIC), so a shorter fast profile could not promise the full one's verdict
     c.num_steps = 10000
     c.log_every = 100
