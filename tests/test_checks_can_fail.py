@@ -93,3 +93,32 @@ def test_c7_reproduced_differs_and_fails_on_crafted_histories():
     small[:, 3, :] = 8e-4                                               # just below width 16's 1e-3 ...
     small[:3, 3, -1] *= 2                                               # ... ends above it, but only 2× its minimum
     assert c7_check(widths, small, 1)[3:] == (False, False)
+
+
+def test_c41_reproduced_differs_and_fails_on_crafted_scores():
+    from dlnotes.experiments.seq2seq_attention import c41_check
+
+    lengths = np.arange(5, 31)
+    att = np.full((3, 26), 0.97)
+    none = np.zeros((3, 3, 26))                                     # seeds, evaluations (0, 300, 600), lengths
+    none[:, :, :5] = np.linspace(0.3, 0.1, 5)                       # length 5–9 fall with length ...
+    none[:, 1, 0], none[:, 2, 0] = 0.6, [0.90, 0.91, 0.92]          # ... and length 5 climbs to ≥ 0.85
+    v = c41_check(att, none, lengths)
+    assert (v["notes_hold"], v["passed"]) == (True, True) and v["short_min"] == pytest.approx(0.90)
+    short = none.copy()
+    short[0, 2, 0] = 0.845                                          # one seed just short, still climbing
+    v = c41_check(att, short, lengths)
+    assert (v["notes_hold"], v["passed"]) == (False, True) and v["rise_behind"] == pytest.approx(0.245)
+    flat = short.copy()
+    flat[0, 1, 0] = 0.84                                            # short and no longer climbing: fails
+    assert c41_check(att, flat, lengths)["passed"] is False
+    low = short.copy()
+    low[:, 2, 0] = 0.70                                             # climbing, but the seed mean is short too
+    assert c41_check(att, low, lengths)["passed"] is False
+    assert c41_check(att, short[:, -1:], lengths)["passed"] is False    # no curve: the finding is unmeasured
+    worse_att = att.copy()
+    worse_att[1, -1] = 0.94                                         # attention below 0.95 at length 30
+    assert c41_check(worse_att, none, lengths)["passed"] is False
+    no_decline = none.copy()
+    no_decline[2, 2, 12] = 0.25                                     # without attention 0.25 at length 17
+    assert c41_check(att, no_decline, lengths)["passed"] is False

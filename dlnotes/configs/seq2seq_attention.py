@@ -14,8 +14,10 @@ test: ``data.n_per_length`` pairs of every length min_len…max_len, decoded gre
 source EOS, and ~1.5× the step time). ``task``: "copy" (C41) or "translation" (the toy translation
 with adjective–noun swaps, lengths ``translation.min_len``–``max_len``; ``translation.num_steps = 0``
 skips it in the C41 run, whose attention-map figure then shows the copy model only).
-Evaluation (greedy exact match per length) every ``log_every`` steps; ``log_every = num_steps`` (fast)
-evaluates the final parameters only (no curve, one compile of the greedy decoder per model).
+Evaluation (greedy exact match per length) every ``log_every`` steps (150 in both profiles);
+``log_every = num_steps`` evaluates the final parameters only (no curve, one compile of the greedy
+decoder per model), but then a seed short of 0.85 at length 5 without attention cannot be explained
+(C41's differs path checks that it is still climbing over the last interval) and fails.
 
 Protocol choices CLAIMS.md leaves open, measured (dot attention, 600 steps, exact match on 512 test
 pairs per length; 2026-12-01, at load 3–5): the batch decides whether 600 steps suffice at length 30.
@@ -24,8 +26,11 @@ Batch 128: 0.52 at length 30 (seed 0). Batch 256: minimum over lengths 0.973 / 0
 vmapped one's) — at the threshold. Batch 512: 0.963 / 0.965 / 0.971 (seeds 0–2, at length 30; lengths
 ≤ 28 ≥ 0.986), so the protocol here is batch 512. 1024 test pairs per length: with 64, a model at
 0.965 scores < 0.95 on about one draw in five (binomial), so the check would test the draw.
-Fast profile: one seed, dot attention and none, the protocol's batch, steps and test set (same
-verdict). Full: three seeds of dot and none. Additive attention is not part of C41's statement; to
+Fast profile: one seed of dot attention, three of none (``check.none_seeds``), the protocol's batch,
+steps, test set and evaluation interval. The no-attention model's length-5 score is the part of C41
+decided by rounding (C41 is CHAOTIC, see ``experiments/seq2seq_attention.py``: which seeds are past
+0.85 at step 600 depends on the vmap width, the climb there is ~0.1 per 150 steps), so the fast profile
+runs exactly the full profile's no-attention program and both give the same verdict. Full: three seeds of dot and none. Additive attention is not part of C41's statement; to
 report one seed of it beside (its scores cost a tanh over (batch, S, H) per decoder step, ~3.5× the
 step time, ~13 min here), add ``--config.check.attentions="('dot','none','additive')"
 --config.check.report_only="('additive',)"``.
@@ -44,7 +49,7 @@ def get_config(arg: str = "full"):
     c.batch_size = 512
     c.sampling = "replacement"
     c.num_steps = 600
-    c.log_every = 600 if fast else 150
+    c.log_every = 150
     c.data = ml_collections.ConfigDict(dict(seed=0, vocab=10, min_len=5, max_len=30, n_train=8192,
                                             n_per_length=1024, test_seed=1, map_seed=0))
     c.translation = ml_collections.ConfigDict(dict(min_len=4, max_len=16, num_steps=0 if fast else 400))
@@ -58,6 +63,11 @@ def get_config(arg: str = "full"):
     c.check = ml_collections.ConfigDict(dict(
         attentions=("dot", "none"),
         num_seeds=1 if fast else 3,
+        # seeds of the no-attention model (None: num_seeds). Its length-5 score is measured on the steep
+        # part of its learning curve, where the vmap width's rounding decides which seeds have crossed
+        # 0.85 (C41 is CHAOTIC): the fast profile runs the full profile's three, at the same evaluation
+        # interval, so its numbers and verdict are the full profile's (~190 s more than one seed)
+        none_seeds=3 if fast else None,
         report_only=(),     # attentions reported beside with one seed, not part of the check (e.g. additive)
         ))
     return c
