@@ -116,9 +116,16 @@ def test_c41_reproduced_differs_and_fails_on_crafted_scores():
     low[:, 2, 0] = 0.70                                             # climbing, but the seed mean is short too
     assert c41_check(att, low, lengths)["passed"] is False
     assert c41_check(att, short[:, -1:], lengths)["passed"] is False    # no curve: the finding is unmeasured
+    spread = att.copy()
+    spread[1, -1] = 0.94                                            # one seed below 0.95 at length 30, mean 0.96
+    v = c41_check(spread, none, lengths)
+    assert (v["notes_hold"], v["passed"]) == (False, True) and v["att_mean_min"] == pytest.approx(0.96)
     worse_att = att.copy()
-    worse_att[1, -1] = 0.94                                         # attention below 0.95 at length 30
+    worse_att[:, -1] = [0.94, 0.95, 0.95]                           # the seed mean below 0.95 at length 30
     assert c41_check(worse_att, none, lengths)["passed"] is False
+    early = att.copy()
+    early[1, 10] = 0.94                                             # a seed below 0.95 at length 15: not spread late
+    assert c41_check(early, none, lengths)["passed"] is False
     no_decline = none.copy()
     no_decline[2, 2, 12] = 0.25                                     # without attention 0.25 at length 17
     assert c41_check(att, no_decline, lengths)["passed"] is False
