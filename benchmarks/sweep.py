@@ -6,7 +6,8 @@ full-batch SGD; 2000 steps; grid = 8 seeds × 8 learning rates log-spaced 1e-3�
     .venv/bin/python benchmarks/sweep.py [--repeats=5] [--torch_runs=64]
 
 Prints medians of wall time after compile and the ratios. The 64-point sweep is
-timed several ways: one vmap, lax.map over vmapped blocks, the grid sharded over
+timed several ways: one vmap (also with ``Runner(library_dots=True)``, the opt-in
+YNNPACK dots; keys ``*_ynn_*``), lax.map over vmapped blocks, the grid sharded over
 2 forced CPU devices (a subprocess), and 2 jax.distributed processes pinned one
 per core (subprocesses; timed between barriers, after compiling).
 """
@@ -122,7 +123,7 @@ def main_bench(args):
     def sequential():
         return jax.block_until_ready([single.run({"lr": hp["lr"][i]}, keys[i]).state.params
                                       for i in range(len(keys))])
-    runners = {"vmap": Runner(task, grid=True)}
+    runners = {"vmap": Runner(task, grid=True), "vmap_ynn": Runner(task, grid=True, library_dots=True)}
     for b in (8, 16):
         runners[f"map{b}"] = Runner(task, grid=True, map_batch_size=b)
     for rr in runners.values():
@@ -134,6 +135,7 @@ def main_bench(args):
     med = comparisons["sweep_1proc"]["median_s"]
     out["engine_seq_64"] = med["64 sequential"]
     out["engine_vmap_64"] = med["sweep vmap"]
+    out["engine_vmap_ynn_64"] = med["sweep vmap_ynn"]
     for b in (8, 16):
         out[f"engine_map{b}_64"] = med[f"sweep map{b}"]
     out["_comparisons"] = comparisons
@@ -165,7 +167,7 @@ def worker_bench(args):
     hp, keys = grid()
     sl = parallel.process_slice(len(keys))
     mine = ({"lr": hp["lr"][sl]}, keys[sl])
-    rr = Runner(task, grid=True, map_batch_size=args.map_batch_size or None)
+    rr = Runner(task, grid=True, map_batch_size=args.map_batch_size or None, library_dots=args.library_dots)
     jax.block_until_ready(rr.run(*mine).state.params)   # compile
     ts = []
     for _ in range(args.repeats):
@@ -175,7 +177,8 @@ def worker_bench(args):
         parallel.barrier("end")
         ts.append(time.perf_counter() - t0)
     if args.process_id == 0:
-        print(json.dumps({f"engine_2proc_map{args.map_batch_size}_64": float(np.median(ts))}))
+        ynn = "_ynn" if args.library_dots else ""
+        print(json.dumps({f"engine_2proc_map{args.map_batch_size}{ynn}_64": float(np.median(ts))}))
 
 
 def torch_bench(runs):
@@ -218,6 +221,7 @@ def main():
     ap.add_argument("--process_id", type=int, default=0)
     ap.add_argument("--coordinator", default=None)
     ap.add_argument("--map_batch_size", type=int, default=0)
+    ap.add_argument("--library_dots", action="store_true", help="workers: Runner(library_dots=True)")
     args = ap.parse_args()
     if args.mode == "devices":
         return devices_bench(args)
@@ -238,11 +242,11 @@ def main():
         res.update(_sub(["--mode=devices", f"--repeats={args.repeats}"],
                         {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}))
         from dlnotes.train.parallel import free_port
-        for b in (0, 1, 4, 8):
+        for b, ynn in ((0, False), (0, True), (1, False), (4, False), (8, False)):
             port = free_port()
             procs = [subprocess.Popen([sys.executable, __file__, "--mode=worker", f"--process_id={i}",
                                        f"--coordinator=127.0.0.1:{port}", f"--repeats={args.repeats}",
-                                       f"--map_batch_size={b}"],
+                                       f"--map_batch_size={b}"] + (["--library_dots"] if ynn else []),
                                       env=dict(os.environ, JAX_PLATFORMS="cpu", DLNOTES_CPU_CORE=str(i % os.cpu_count())),
                                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
                      for i in range(2)]
@@ -257,14 +261,18 @@ def main():
     load_end = load()
     sweeps = {k: v for k, v in res.items() if k.endswith("_64") and k != "engine_seq_64"}
     best = min(sweeps, key=sweeps.get)
+    plain = {k: v for k, v in sweeps.items() if "ynn" not in k}          # without the opt-in library dots
+    best_plain = min(plain, key=plain.get)
     print("ratios (lower is better for ours):")
     print(f"  engine single run / raw-JAX scan       {res['engine_1'] / res['raw_scan_1']:.2f}   (target ≤ 1.3)")
     print(f"  engine single-run compile              {res['engine_1_compile']:.2f} s (target ≤ 1.5 s)")
     print(f"  naive vmap sweep / 64 sequential       {res['engine_vmap_64'] / res['engine_seq_64']:.2f}")
     print(f"  best sweep ({best}) / 64 sequential   {sweeps[best] / res['engine_seq_64']:.2f}   (target ≤ 0.5)")
+    print(f"  best default sweep ({best_plain}) / 64 sequential   {plain[best_plain] / res['engine_seq_64']:.2f}")
     if t_torch:
         print(f"  PyTorch eager 64 sequential            {t_torch:.1f} s  ({note})")
         print(f"  PyTorch eager / best sweep             {t_torch / sweeps[best]:.0f}×  (target ≥ 80×)")
+        print(f"  PyTorch eager / best default sweep     {t_torch / plain[best_plain]:.0f}×")
     else:
         print(f"  PyTorch: {note}")
     others = others_cores_since(start)   # children's CPU counts as ours (they are waited for)
@@ -275,6 +283,8 @@ def main():
         "problem": {"n": N, "width": WIDTH, "steps": STEPS, "seeds": SEEDS, "learning_rates": LRS.tolist()},
         "medians_s": res, "comparisons": comparisons, "torch_eager_64_s": t_torch, "torch_note": note,
         "best_sweep": best, "best_sweep_over_sequential": sweeps[best] / res["engine_seq_64"],
+        "best_default_sweep": best_plain, "best_default_sweep_over_sequential": plain[best_plain] / res["engine_seq_64"],
+        "torch_over_best_default_sweep": (t_torch / plain[best_plain]) if t_torch else None,
         "torch_over_best_sweep": (t_torch / sweeps[best]) if t_torch else None,
         "engine_over_raw_scan": res["engine_1"] / res["raw_scan_1"], "engine_compile_s": res["engine_1_compile"],
         "note": "subprocess layouts (2 devices, 2 processes) and PyTorch are timed after the in-process "

@@ -118,8 +118,10 @@ def prepare_sweep(config, spec, workdir: str, *, overwrite: bool = False):
 
 
 def sweep_job(config, spec, workdir: str, *, overwrite: bool = False, progress: bool = True,
-              chunk_steps: int | None = None, map_batch_size: int | None = None, shard: bool = True):
-    """Train the grid; rows to ``workdir/sweep.jsonl`` (written by process 0).
+              chunk_steps: int | None = None, map_batch_size: int | None = None, shard: bool = True,
+              library_dots: bool = False):
+    """Train the grid; rows to ``workdir/sweep.jsonl`` (written by process 0). ``library_dots``: see
+    ``dlnotes.train.runner`` (opt-in library dot calls on CPU, faster for grids of small MLPs).
 
     The grid axis is sharded over the local devices (``shard``) and split across
     ``jax.distributed`` processes; see ``dlnotes.train.parallel``.
@@ -136,12 +138,14 @@ def sweep_job(config, spec, workdir: str, *, overwrite: bool = False, progress: 
     if not lead:
         wd.prepare(workdir, config, overwrite=False, kind=kind, hold=False)
     try:
-        return _sweep(task, config, sweep, points, workdir, lead, progress, chunk_steps, map_batch_size, shard)
+        return _sweep(task, config, sweep, points, workdir, lead, progress, chunk_steps, map_batch_size, shard,
+                      library_dots)
     finally:
         wd.release(workdir)
 
 
-def _sweep(task, config, sweep, points, workdir, lead, progress, chunk_steps, map_batch_size, shard):
+def _sweep(task, config, sweep, points, workdir, lead, progress, chunk_steps, map_batch_size, shard,
+           library_dots=False):
     from dlnotes.train import parallel
 
     sharding = parallel.grid_sharding() if shard else None
@@ -149,7 +153,7 @@ def _sweep(task, config, sweep, points, workdir, lead, progress, chunk_steps, ma
     padded = parallel.pad_to_multiple(points, jax.process_count() * n_local_dev)
     mine = padded[parallel.process_slice(len(padded))]
     hp, keys = sweepmod.stack_points(config, mine)
-    runner = Runner(task, grid=True, map_batch_size=map_batch_size, sharding=sharding)
+    runner = Runner(task, grid=True, map_batch_size=map_batch_size, sharding=sharding, library_dots=library_dots)
     ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))   # one checkpoint, written by all processes
     chunk = chunk_steps or int(config.get("chunk_steps", 0)) or None
     res = runner.run(hp, keys, chunk_steps=chunk, checkpointer=ckpt,

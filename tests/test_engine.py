@@ -199,3 +199,19 @@ def test_uniform_hyperparameters_enter_a_grid_unbatched():
             np.testing.assert_allclose(np.asarray(b)[i], a, rtol=1e-6, atol=1e-7)
     r.run({"lr": hp["lr"], "scale": jnp.array([0.5, 0.0, 2.0])}, keys)
     assert r._init._cache_size() == 2
+
+
+def test_library_dots_compile_with_the_option_and_agree():
+    from dlnotes.train.runner import CPU_LIBRARY_DOTS, compiler_options
+
+    assert compiler_options(False) is None
+    assert compiler_options(True) == (CPU_LIBRARY_DOTS if jax.default_backend() == "cpu" else None)
+    task = _task(num_steps=40)
+    hp = {"lr": jnp.array([0.01, 0.02, 0.05, 0.1])}
+    keys = jax.random.split(jax.random.key(0), 4)
+    a = Runner(task, grid=True).run(hp, keys)
+    r = Runner(task, grid=True, library_dots=True)
+    b = r.run(hp, keys)
+    assert r._options == compiler_options(True)
+    np.testing.assert_allclose(a.metrics["steps"]["loss"], b.metrics["steps"]["loss"], rtol=1e-4)
+    np.testing.assert_allclose(a.metrics["evals"]["val"], b.metrics["evals"]["val"], rtol=1e-4)
