@@ -8,7 +8,7 @@ import pytest
 from dlnotes import losses
 from dlnotes.train.checkpoint import Checkpointer
 from dlnotes.train.loop import Task, make_train
-from dlnotes.train.runner import Runner
+from dlnotes.train.runner import CPU_LIBRARY_DOTS, Runner
 from dlnotes.train.sweep import grid_points, parse_sweep, stack_points, sweep_rows
 
 N, H = 64, 16
@@ -202,7 +202,7 @@ def test_uniform_hyperparameters_enter_a_grid_unbatched():
 
 
 def test_library_dots_compile_with_the_option_and_agree():
-    from dlnotes.train.runner import CPU_LIBRARY_DOTS, compiler_options
+    from dlnotes.train.runner import compiler_options
 
     assert compiler_options(False) is None
     assert compiler_options(True) == (CPU_LIBRARY_DOTS if jax.default_backend() == "cpu" else None)
@@ -215,3 +215,24 @@ def test_library_dots_compile_with_the_option_and_agree():
     assert r._options == compiler_options(True)
     np.testing.assert_allclose(a.metrics["steps"]["loss"], b.metrics["steps"]["loss"], rtol=1e-4)
     np.testing.assert_allclose(a.metrics["evals"]["val"], b.metrics["evals"]["val"], rtol=1e-4)
+
+
+def test_init_compiles_lightly_on_cpu_with_bitwise_equal_parameters():
+    """The once-per-run init is compiled with ``INIT_OPTIONS`` on CPU (faster compile); the initial
+    parameters must equal a default compile's bit for bit, so no run's numbers move."""
+    from dlnotes import hparams as hpmod
+    from dlnotes.experiments import base, digits_cnn
+    from dlnotes.train.runner import INIT_OPTIONS, compiler_options
+
+    on_cpu = jax.default_backend() == "cpu"
+    assert compiler_options(False, init=True) == (INIT_OPTIONS if on_cpu else None)
+    assert compiler_options(True, init=True) == ({**CPU_LIBRARY_DOTS, **INIT_OPTIONS} if on_cpu else None)
+    cfg = hpmod.with_changes(base.load_config("digits_cnn", "fast"), num_steps=2, log_every=1)
+    for task, hp in ((digits_cnn.build_task(cfg), hpmod.from_config(cfg)), (_task(), {"lr": jnp.float32(0.05)})):
+        r = Runner(task)
+        hv, hu = r.split_hp(hp)
+        keys = jax.random.key_data(jax.random.key(3))
+        light, _ = r._init(hv, hu, keys, task.data)
+        plain = jax.jit(lambda hv, hu, k, d: r.engine.init({**hv, **hu}, k, d))(hv, hu, keys, task.data)[0]
+        for a, b in zip(jax.tree.leaves(light), jax.tree.leaves(plain)):
+            assert np.array_equal(np.asarray(a), np.asarray(b))
