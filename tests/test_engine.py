@@ -236,3 +236,6 @@ def test_init_compiles_lightly_on_cpu_with_bitwise_equal_parameters():
         plain = jax.jit(lambda hv, hu, k, d: r.engine.init({**hv, **hu}, k, d))(hv, hu, keys, task.data)[0]
         for a, b in zip(jax.tree.leaves(light), jax.tree.leaves(plain)):
             assert np.array_equal(np.asarray(a), np.asarray(b))
+        # under a caller's trace the init inlines (compiler options need a top-level jit)
+        shapes = jax.eval_shape(lambda k: r.init(hp, k)[0], keys)
+        assert [s.shape for s in jax.tree.leaves(shapes)] == [np.shape(a) for a in jax.tree.leaves(light)]

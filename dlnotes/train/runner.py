@@ -97,9 +97,9 @@ class Runner:
         e = self.engine
         self._options = compiler_options(library_dots)
         # (varying hp, uniform hp, keys, data): the varying part carries the grid axis.
-        self._init = jax.jit(_batched(lambda hv, hu, k, d: e.init({**hv, **hu}, k, d), grid, map_batch_size,
-                                      (0, None, 0, None)),
-                             compiler_options=compiler_options(library_dots, init=True))
+        self._init_fn = _batched(lambda hv, hu, k, d: e.init({**hv, **hu}, k, d), grid, map_batch_size,
+                                 (0, None, 0, None))
+        self._init = jax.jit(self._init_fn, compiler_options=compiler_options(library_dots, init=True))
         self._chunks: dict[int, Callable] = {}
         self._map_batch_size = map_batch_size
         self.sharding = sharding
@@ -129,7 +129,10 @@ class Runner:
     def init(self, hp, keys, data=None):
         """``(state, evals at step 0)`` of ``hp``/``keys`` (compiled once per set of varying keys)."""
         hv, hu = self.split_hp(hp)
-        return self._init(hv, hu, _raw_keys(keys), self.task.data if data is None else data)
+        args = (hv, hu, _raw_keys(keys), self.task.data if data is None else data)
+        if any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(args)):
+            return self._init_fn(*args)  # inside a caller's trace (compiler options need a top-level jit)
+        return self._init(*args)
 
     def run(self, hp, keys, *, chunk_steps: int | None = None, checkpointer: Checkpointer | None = None,
             progress: bool | str = False, on_chunk: Callable | None = None,
