@@ -10,8 +10,9 @@ Ours: ``digits_cnn.build_task`` through ``Runner`` (one compiled ``lax.scan``), 
 warm-up run that compiles, fresh seed key per repeat. Training only on both sides: the task's
 evaluation (every split's accuracy at step 0 and at the end) is switched off, as PyTorch's loop
 has none. The first call (compile included) is reported both ways: training only, and as
-``train.py`` meets it, with the evaluation compiled in; and in fresh processes, without XLA's
-persistent compilation cache and with the cache a previous process filled (the scripts enable it).
+``train.py`` meets it, with the evaluation compiled in; and in fresh processes (3 rounds, medians):
+both ways without XLA's persistent compilation cache, and with the evaluation and the cache a previous
+process filled (the scripts enable it).
 PyTorch: the same loop in eager mode and with ``torch.compile`` of the step (default threads).
 Rounds interleave ours / eager / compiled (``harness.compare``): the median per-round ratio is the
 result; also XLA's cost analysis of the compiled chunk (FLOPs and bytes per step) and the fraction
@@ -137,9 +138,11 @@ def matmul_peak():
     return 2 * 2048 ** 3 / statistics.median(ts) / 1e9
 
 
-def first_call_child(cache: str) -> None:
+def first_call_child(cache: str, training_only: bool = False) -> None:
     """In a fresh process: seconds of the first ``Runner.run`` (compile included, evaluation compiled in,
-    as ``train.py`` meets it), with the persistent compilation cache at ``cache`` ("off": none)."""
+    as ``train.py`` meets it, unless ``training_only``), with the persistent compilation cache at
+    ``cache`` ("off": none)."""
+    import dataclasses
     import json
 
     import jax
@@ -153,23 +156,31 @@ def first_call_child(cache: str) -> None:
     cfg = config(600)
     hp = hpmod.from_config(cfg)
     task = digits_cnn.build_task(cfg)
+    if training_only:
+        task = dataclasses.replace(task, evaluate=None)
     t0 = time.perf_counter()
     jax.block_until_ready(Runner(task).run(hp, jax.random.key(0)).state.params)
     print(json.dumps({"first_call_s": time.perf_counter() - t0}))
 
 
-def first_calls(rounds: int = 2) -> dict:
-    """First call in fresh processes: without a compilation cache, and with the cache a previous
-    process filled (what a rerun of ``train.py`` meets; the scripts enable it, ``compile_cache``)."""
+def first_calls(rounds: int = 3) -> dict:
+    """First call in fresh processes (medians of ``rounds``, kinds alternating): without a compilation
+    cache, evaluation compiled in (``no_cache``) and training only (``no_cache_training_only``), and with
+    the cache a previous process filled (``warm_cache``: what a rerun of ``train.py`` meets; the scripts
+    enable it, ``compile_cache``)."""
     import json
     import subprocess
     import tempfile
 
-    out = {"no_cache": [], "warm_cache": []}
+    kinds = {"no_cache": ("off", False), "no_cache_training_only": ("off", True), "warm_cache": (None, False)}
+    out = {k: [] for k in kinds}
     with tempfile.TemporaryDirectory() as d:
-        for r in range(rounds):
-            for kind, cache in (("no_cache", "off"), ("warm_cache", os.path.join(d, "xla"))):
-                p = subprocess.run([sys.executable, os.path.abspath(__file__), "--first_call_child", cache],
+        for r in range(rounds + 1):
+            for kind, (cache, train_only) in kinds.items():
+                if r == rounds and kind != "warm_cache":
+                    continue
+                args = ["--first_call_child", cache or os.path.join(d, "xla")] + (["--training_only"] if train_only else [])
+                p = subprocess.run([sys.executable, os.path.abspath(__file__), *args],
                                    capture_output=True, text=True, timeout=600,
                                    env=dict(os.environ, JAX_PLATFORMS="cpu"))
                 line = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
@@ -189,9 +200,10 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--no_compile", action="store_true", help="skip torch.compile")
     p.add_argument("--first_call_child", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--training_only", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.first_call_child:
-        return first_call_child(a.first_call_child)
+        return first_call_child(a.first_call_child, a.training_only)
     print(f"digits CNN, batch 32, {a.steps} steps, {a.repeats} interleaved rounds; load {os.getloadavg()[0]:.2f} "
           f"on {os.cpu_count()} CPUs")
     ours, first, cost = make_ours(a.steps)
@@ -216,7 +228,8 @@ def main(argv=None):
           + (f"ours at {100 * frac:.1f}% of the {peak:.0f} GFLOP/s matmul peak" if frac else ""))
     fresh = first_calls()
     print(f"first call in a fresh process (evaluation compiled in): {fresh['no_cache']:.2f} s without a "
-          f"compilation cache, {fresh['warm_cache']:.2f} s with the cache a previous run filled (median)")
+          f"compilation cache ({fresh['no_cache_training_only']:.2f} s training only), {fresh['warm_cache']:.2f} s "
+          f"with the cache a previous run filled (medians)")
     extra["fresh_process_first_call_s"] = fresh
     write_result("cnn", {"steps": a.steps, "batch": 32, "comparison": cmp, "images_per_s": ips,
                          "matmul_peak_gflops": peak, "fraction_of_peak": frac, **extra})
