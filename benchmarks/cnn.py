@@ -168,9 +168,9 @@ def first_calls(rounds: int = 3) -> dict:
     cache, evaluation compiled in (``no_cache``) and training only (``no_cache_training_only``), and with
     the cache a previous process filled (``warm_cache``: what a rerun of ``train.py`` meets; the scripts
     enable it, ``compile_cache``)."""
-    import json
-    import subprocess
     import tempfile
+
+    from harness import child_json
 
     kinds = {"no_cache": ("off", False), "no_cache_training_only": ("off", True), "warm_cache": (None, False)}
     out = {k: [] for k in kinds}
@@ -180,15 +180,10 @@ def first_calls(rounds: int = 3) -> dict:
                 if r == rounds and kind != "warm_cache":
                     continue
                 args = ["--first_call_child", cache or os.path.join(d, "xla")] + (["--training_only"] if train_only else [])
-                p = subprocess.run([sys.executable, os.path.abspath(__file__), *args],
-                                   capture_output=True, text=True, timeout=600,
-                                   env=dict(os.environ, JAX_PLATFORMS="cpu"))
-                line = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
-                if p.returncode or not line:
-                    raise RuntimeError(f"first-call child failed: {p.stderr.strip().splitlines()[-1:]}")
+                first = child_json(__file__, args, timeout=600)["first_call_s"]
                 if kind == "warm_cache" and r == 0:
                     continue  # this one filled the cache
-                out[kind].append(json.loads(line[-1])["first_call_s"])
+                out[kind].append(first)
     return {k: statistics.median(v) for k, v in out.items()} | {"runs": out}
 
 

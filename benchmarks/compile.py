@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
@@ -64,13 +63,10 @@ def child(name: str, default_init: bool) -> None:
 
 
 def spawn(name: str, default_init: bool) -> dict:
-    args = [sys.executable, os.path.abspath(__file__), "--child", name] + (["--default_init"] if default_init else [])
-    p = subprocess.run(args, capture_output=True, text=True, timeout=900,
-                       env=dict(os.environ, JAX_PLATFORMS="cpu", DLNOTES_COMPILATION_CACHE="off"))
-    line = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
-    if p.returncode or not line:
-        raise RuntimeError(f"compile child for {name} failed: {p.stderr.strip().splitlines()[-1:]}")
-    return json.loads(line[-1])
+    from harness import child_json
+
+    return child_json(__file__, ["--child", name] + (["--default_init"] if default_init else []),
+                      env={"DLNOTES_COMPILATION_CACHE": "off"})
 
 
 def main(argv=None):

@@ -104,6 +104,21 @@ def machine() -> dict:
     return info
 
 
+def child_json(script: str, args: list[str], *, env: dict | None = None, timeout: int = 900) -> dict:
+    """Run ``python script *args`` in a fresh process (JAX on the CPU, plus ``env``) and return the last
+    line of its stdout that is a JSON object; a failed child raises with its last stderr line."""
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, os.path.abspath(script), *args], capture_output=True, text=True,
+                       timeout=timeout, env=dict(os.environ, JAX_PLATFORMS="cpu", **(env or {})))
+    lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
+    if p.returncode or not lines:
+        raise RuntimeError(f"{os.path.basename(script)} {' '.join(args)} failed: "
+                           f"{p.stderr.strip().splitlines()[-1:]}")
+    return json.loads(lines[-1])
+
+
 def timed(fn: Callable[[], object]) -> float:
     """Seconds one call of ``fn`` takes (``fn`` must block until its work is done)."""
     t0 = time.perf_counter()
