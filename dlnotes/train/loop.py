@@ -192,9 +192,10 @@ class Engine:
 
         def one(carry, t):
             s, perm = carry
-            if epochs:  # reshuffle once per epoch, not once per step
-                perm = jax.lax.cond(t % per_epoch == 0, lambda: epoch_permutation(task, k_data, t // per_epoch),
-                                    lambda: perm)
+            if epochs:  # reshuffle once per epoch (and at the chunk's first step), not once per step;
+                # one call site, so the shuffle (a sort) is compiled once per chunk
+                perm = jax.lax.cond((t % per_epoch == 0) | (t == start),
+                                    lambda: epoch_permutation(task, k_data, t // per_epoch), lambda: perm)
             s, m = self.step(s, hp, data, t, perm)
             return (s, perm), m
 
@@ -202,7 +203,7 @@ class Engine:
             carry, m = jax.lax.scan(one, carry, ts)
             return carry, (m, self._evaluate(carry[0], hp, data))
 
-        perm0 = epoch_permutation(task, k_data, start // per_epoch) if epochs else jnp.zeros((), jnp.int32)
+        perm0 = jnp.zeros((task.num_examples,) if epochs else (), jnp.int32)   # replaced at the first step
         ts = (start + jnp.arange(num_blocks * k, dtype=jnp.int32)).reshape(num_blocks, k)
         (state, _), (steps, evals) = jax.lax.scan(block, (state, perm0), ts)
         steps = jax.tree.map(lambda x: x.reshape((num_blocks * k,) + x.shape[2:]), steps)
