@@ -115,6 +115,32 @@ def test_chunking_does_not_change_the_run(sampling):
     np.testing.assert_array_equal(whole[1]["steps"]["loss"], chunked.metrics["steps"]["loss"])
 
 
+@pytest.mark.parametrize("grid", [False, True])
+def test_evaluation_apart_equals_evaluation_in_the_chunk(grid):
+    """Few blocks per chunk: evaluation is its own compiled function, shared by step 0 and every
+    block, the chunk trains only. Many blocks per chunk: evaluation runs inside the chunk's scan.
+    Same steps and evaluations either way, with the same layout."""
+    from dlnotes.train.runner import EVAL_APART_MAX_BLOCKS
+
+    blocks = EVAL_APART_MAX_BLOCKS + 4
+    task = _task(batch_size=8, sampling="epoch", num_steps=10 * blocks)
+    hp = {"lr": jnp.array([0.05, 0.02]) if grid else jnp.float32(0.05)}
+    key = jax.random.split(jax.random.key(7), 2) if grid else jax.random.key(7)
+    r = Runner(task, grid=grid)
+    assert r.evaluates_apart(EVAL_APART_MAX_BLOCKS) and not r.evaluates_apart(blocks)
+    apart = r.run(hp, key, chunk_steps=30)        # 3, 3, ... blocks per chunk: evaluated apart
+    inside = r.run(hp, key)                        # all blocks in one chunk: evaluated inside
+    assert set(r._chunks) == {(1, False), (blocks, True)}
+    assert r._eval._cache_size() == 1              # one evaluation program for step 0 and every block
+    np.testing.assert_array_equal(apart.metrics["steps"]["loss"], inside.metrics["steps"]["loss"])
+    assert apart.metrics["evals"]["val"].shape == inside.metrics["evals"]["val"].shape == \
+        ((2,) if grid else ()) + (blocks + 1,)
+    np.testing.assert_allclose(apart.metrics["evals"]["val"], inside.metrics["evals"]["val"], rtol=1e-6)
+    # the evaluation is of the state after each block: the last one is the final state's
+    final = Runner(task, grid=grid)._eval_fn(apart.state, *Runner(task, grid=grid).split_hp(hp), task.data)
+    np.testing.assert_allclose(apart.metrics["evals"]["val"][..., -1], final["val"], rtol=1e-6)
+
+
 def test_epoch_sampling_visits_every_example_once_per_epoch():
     from dlnotes.train.loop import epoch_permutation, sample_batch
     data = {"i": jnp.arange(N)}
@@ -232,8 +258,8 @@ def test_init_compiles_lightly_on_cpu_with_bitwise_equal_parameters():
         r = Runner(task)
         hv, hu = r.split_hp(hp)
         keys = jax.random.key_data(jax.random.key(3))
-        light, _ = r._init(hv, hu, keys, task.data)
-        plain = jax.jit(lambda hv, hu, k, d: r.engine.init({**hv, **hu}, k, d))(hv, hu, keys, task.data)[0]
+        light = r._init(hv, hu, keys)
+        plain = jax.jit(lambda hv, hu, k: r.engine.init_state({**hv, **hu}, k))(hv, hu, keys)
         for a, b in zip(jax.tree.leaves(light), jax.tree.leaves(plain)):
             assert np.array_equal(np.asarray(a), np.asarray(b))
         # under a caller's trace the init inlines (compiler options need a top-level jit)

@@ -137,6 +137,12 @@ class Engine:
         self.task = task
 
     def init(self, hp, key, data):
+        """``(initial TrainState, evaluation at step 0)``."""
+        state = self.init_state(hp, key)
+        return state, self.evaluate(state, hp, data)
+
+    def init_state(self, hp, key):
+        """The initial TrainState of ``hp``/``key`` (raw key data or a typed key)."""
         task = self.task
         key = jnp.asarray(key)
         if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
@@ -144,11 +150,11 @@ class Engine:
         k_init, _ = jax.random.split(jax.random.wrap_key_data(key))
         params, model_state = task.init(k_init, hp)
         opt_state = task.optimizer(hp).init(params)
-        state = TrainState(jnp.zeros((), jnp.int32), params, model_state, opt_state, key,
-                           jnp.array(False), jnp.array(-1, jnp.int32))
-        return state, self._evaluate(state, hp, data)
+        return TrainState(jnp.zeros((), jnp.int32), params, model_state, opt_state, key,
+                          jnp.array(False), jnp.array(-1, jnp.int32))
 
-    def _evaluate(self, state, hp, data):
+    def evaluate(self, state, hp, data):
+        """``task.evaluate`` of the state's parameters ({} without one)."""
         if self.task.evaluate is None:
             return {}
         return dict(self.task.evaluate(state.params, state.model_state, data, hp))
@@ -182,8 +188,9 @@ class Engine:
         metrics.update({k: jnp.where(state.diverged | newly, jnp.nan, v) for k, v in aux.items()})
         return new_state, metrics
 
-    def run(self, state, hp, data, num_blocks: int, start=0):
-        """``num_blocks × log_every`` steps from step ``start`` (= state.step, unbatched)."""
+    def run(self, state, hp, data, num_blocks: int, start=0, evaluate: bool = True):
+        """``num_blocks × log_every`` steps from step ``start`` (= state.step, unbatched), evaluating
+        after each block (metrics["evals"] of leading size ``num_blocks``) unless ``evaluate`` is False."""
         task = self.task
         k = task.log_every
         epochs = bool(task.batch_size) and task.sampling == "epoch"
@@ -201,7 +208,7 @@ class Engine:
 
         def block(carry, ts):
             carry, m = jax.lax.scan(one, carry, ts)
-            return carry, (m, self._evaluate(carry[0], hp, data))
+            return carry, (m, self.evaluate(carry[0], hp, data) if evaluate else {})
 
         perm0 = jnp.zeros((task.num_examples,) if epochs else (), jnp.int32)   # replaced at the first step
         ts = (start + jnp.arange(num_blocks * k, dtype=jnp.int32)).reshape(num_blocks, k)

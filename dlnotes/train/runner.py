@@ -1,7 +1,7 @@
 """Driver: runs an :class:`~dlnotes.train.loop.Engine` in compiled chunks.
 
-One compiled call per chunk of ``chunk_steps`` steps (a multiple of
-``log_every``); a tqdm bar advances per chunk and a checkpoint is written
+Compiled calls per chunk of ``chunk_steps`` steps (a multiple of
+``log_every``; see below for the evaluation); a tqdm bar advances per chunk and a checkpoint is written
 between chunks, so the per-step cost is the scan's, not Python's. A grid of
 points (leading axis G on ``hp`` and ``keys``) runs as ``vmap`` — or, with
 ``map_batch_size``, as ``lax.map`` over vmapped blocks of that size, which is
@@ -13,18 +13,26 @@ stays a branch (e.g. dropout at rate 0 draws no mask) instead of becoming a
 select that runs both sides. Which hyperparameters vary is part of the program
 (a sweep over another key compiles once more); their values never are.
 
+Evaluation (``task.evaluate``, at step 0 and after every block of ``log_every`` steps) is its own compiled
+function, shared by step 0 and every block, when a chunk holds at most ``EVAL_APART_MAX_BLOCKS`` blocks:
+the chunk then trains one block per call and the evaluation follows it. So the evaluation is compiled once,
+not into both the init and the chunk: measured 2026-12-01 on this 2-core CPU, fresh processes, the digits
+CNN's first run (600 steps, one block) went from 4.5–5.3 s to 3.5–4.0 s, the same numbers bit for bit. With
+more blocks per chunk (a small ``log_every``, e.g. 1) the evaluation runs inside the chunk's scan, so that
+thousands of blocks do not cost two dispatches each.
+
 ``library_dots=True`` (opt-in) compiles a grid's dots on CPU through XLA's YNNPACK library calls
 (``CPU_LIBRARY_DOTS``): measured 2026-12-01 on this 2-core CPU, idle, interleaved, a vmapped grid of
 the sweep benchmark's 1→64→1 MLP (batched rank-1 and rank-1-output dots) ran 1.21–1.31× faster at 32–64
 points, a single run 1.01×, and the digits CNN's patch matmuls 0.70× (slower): so it is not the
 default. It changes results in the last bits (final losses after 2000 steps within ~1e-3 relative).
 
-The init function (the model's initial parameters and the evaluation at step 0) runs once per run, so on
-CPU it is compiled with LLVM's light optimization (``INIT_OPTIONS``, backend level 1 of 3): measured
-2026-12-01 on this 2-core CPU, its compile took 1.06 s instead of 1.88 s for the digits CNN, 0.93 vs 1.64
-for the residual MLPs, 0.53 vs 0.99 for the regularization MLP, about the same for the transformer. The
-parameters are bitwise equal to the default compile's in all 11 tasks tried (tested in
-``tests/test_engine.py``); the step-0 evaluation differed in the last bit in 2 of them.
+The init function (the model's initial parameters and optimizer state) runs once per run, so on CPU it
+is compiled with LLVM's light optimization (``INIT_OPTIONS``, backend level 1 of 3): measured 2026-12-01 on
+this 2-core CPU, when it still held the step-0 evaluation, its compile took 1.06 s instead of 1.88 s for
+the digits CNN, 0.93 vs 1.64 for the residual MLPs, 0.53 vs 0.99 for the regularization MLP, about the
+same for the transformer. The parameters are bitwise equal to the default compile's in all 11 tasks tried
+(tested in ``tests/test_engine.py``). The evaluation is compiled at the default level (it runs every block).
 """
 from __future__ import annotations
 
@@ -78,6 +86,9 @@ CPU_LIBRARY_DOTS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE
 INIT_OPTIONS = {"xla_backend_optimization_level": 1}
 
 
+EVAL_APART_MAX_BLOCKS = 16
+
+
 def compiler_options(library_dots: bool, *, init: bool = False) -> dict | None:
     """XLA options for ``jax.jit`` on the CPU: ``CPU_LIBRARY_DOTS`` if asked for, plus ``INIT_OPTIONS``
     for the once-per-run init function (``init=True``). None elsewhere (GPU, TPU) and when empty."""
@@ -96,21 +107,31 @@ class Runner:
         self.engine = Engine(task)
         e = self.engine
         self._options = compiler_options(library_dots)
-        # (varying hp, uniform hp, keys, data): the varying part carries the grid axis.
-        self._init_fn = _batched(lambda hv, hu, k, d: e.init({**hv, **hu}, k, d), grid, map_batch_size,
-                                 (0, None, 0, None))
+        # (varying hp, uniform hp, keys): the varying part carries the grid axis.
+        self._init_fn = _batched(lambda hv, hu, k: e.init_state({**hv, **hu}, k), grid, map_batch_size,
+                                 (0, None, 0))
         self._init = jax.jit(self._init_fn, compiler_options=compiler_options(library_dots, init=True))
-        self._chunks: dict[int, Callable] = {}
+        # (state, varying hp, uniform hp, data) -> evaluation metrics
+        self._eval_fn = _batched(lambda s, hv, hu, d: e.evaluate(s, {**hv, **hu}, d), grid, map_batch_size,
+                                 (0, 0, None, None))
+        self._eval = jax.jit(self._eval_fn, compiler_options=self._options)
+        self._chunks: dict[tuple[int, bool], Callable] = {}
         self._map_batch_size = map_batch_size
         self.sharding = sharding
 
-    def chunk_fn(self, num_blocks: int):
-        if num_blocks not in self._chunks:
-            run = functools.partial(self.engine.run, num_blocks=num_blocks)
+    def chunk_fn(self, num_blocks: int, evaluate: bool = True):
+        """The compiled ``num_blocks × log_every`` steps (evaluating after each block if ``evaluate``)."""
+        if (num_blocks, evaluate) not in self._chunks:
+            run = functools.partial(self.engine.run, num_blocks=num_blocks, evaluate=evaluate)
             f = _batched(lambda s, hv, hu, d, t0: run(s, {**hv, **hu}, d, start=t0), self.grid,
                          self._map_batch_size, (0, 0, None, None, None))
-            self._chunks[num_blocks] = jax.jit(f, donate_argnums=0, compiler_options=self._options)
-        return self._chunks[num_blocks]
+            self._chunks[num_blocks, evaluate] = jax.jit(f, donate_argnums=0, compiler_options=self._options)
+        return self._chunks[num_blocks, evaluate]
+
+    def evaluates_apart(self, chunk_blocks: int) -> bool:
+        """Whether a run with ``chunk_blocks`` blocks per chunk evaluates through its own compiled
+        function (see the module docstring) rather than inside the chunk's scan."""
+        return self.task.evaluate is not None and chunk_blocks <= EVAL_APART_MAX_BLOCKS
 
     def split_hp(self, hp):
         """``(varying, uniform)``: in a grid, hyperparameters equal at every point lose the grid axis."""
@@ -129,10 +150,16 @@ class Runner:
     def init(self, hp, keys, data=None):
         """``(state, evals at step 0)`` of ``hp``/``keys`` (compiled once per set of varying keys)."""
         hv, hu = self.split_hp(hp)
-        args = (hv, hu, _raw_keys(keys), self.task.data if data is None else data)
-        if any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(args)):
-            return self._init_fn(*args)  # inside a caller's trace (compiler options need a top-level jit)
-        return self._init(*args)
+        keys, data = _raw_keys(keys), self.task.data if data is None else data
+        if any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves((hv, hu, keys, data))):
+            # inside a caller's trace (compiler options need a top-level jit)
+            state = self._init_fn(hv, hu, keys)
+            return state, self._eval_fn(state, hv, hu, data)
+        state = self._init(hv, hu, keys)
+        return state, self._evaluate(state, hv, hu, data)
+
+    def _evaluate(self, state, hv, hu, data):
+        return self._eval(state, hv, hu, data) if self.task.evaluate is not None else {}
 
     def run(self, hp, keys, *, chunk_steps: int | None = None, checkpointer: Checkpointer | None = None,
             progress: bool | str = False, on_chunk: Callable | None = None,
@@ -149,7 +176,9 @@ class Runner:
         if self.sharding is not None:
             hv, keys = jax.device_put((hv, keys), self.sharding)
 
-        state, ev0 = self._init(hv, hu, keys, data)
+        state = self._init(hv, hu, keys)
+        ev0 = self._evaluate(state, hv, hu, data)
+        apart = self.evaluates_apart(chunk_blocks)
         axis = 1 if self.grid else 0
         ev0 = jax.tree.map(lambda x: np.expand_dims(np.asarray(x), axis), ev0)
         metrics = {"steps": None, "evals": ev0}
@@ -169,8 +198,18 @@ class Runner:
                        dynamic_ncols=True, leave=False)
         while done_blocks < total_blocks:
             n = min(chunk_blocks, total_blocks - done_blocks)
-            state, m = self.chunk_fn(n)(state, hv, hu, data, jnp.int32(done_blocks * k))
-            m = jax.tree.map(np.asarray, m)
+            if apart:   # block by block: training chunk, then the shared evaluation
+                parts = []
+                for b in range(n):
+                    state, mb = self.chunk_fn(1, evaluate=False)(state, hv, hu, data,
+                                                                 jnp.int32((done_blocks + b) * k))
+                    parts.append({"steps": mb["steps"], "evals": self._eval(state, hv, hu, data)})
+                parts = jax.tree.map(np.asarray, parts)
+                m = {"steps": concat_metrics([p["steps"] for p in parts], axis=axis),
+                     "evals": jax.tree.map(lambda *xs: np.stack(xs, axis=axis), *[p["evals"] for p in parts])}
+            else:
+                state, m = self.chunk_fn(n)(state, hv, hu, data, jnp.int32(done_blocks * k))
+                m = jax.tree.map(np.asarray, m)
             prev_steps = [] if metrics["steps"] is None else [metrics["steps"]]
             metrics = {"steps": concat_metrics(prev_steps + [m["steps"]], axis=axis),
                        "evals": concat_metrics([metrics["evals"], m["evals"]], axis=axis)}
