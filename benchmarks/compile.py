@@ -5,8 +5,10 @@ from its fast config and times the first ``Runner.run`` (compile included, evalu
 summing XLA's backend compile time over the programs it built (``jax.monitoring``'s
 ``/jax/core/compile/backend_compile_duration``; tracing and lowering to MLIR are reported apart).
 Two ways, alternating process by process (``harness.compare``): ours (init compiled at LLVM level 1 on
-CPU, ``runner.INIT_OPTIONS``) against XLA's default level for init (the baseline: INIT_OPTIONS emptied
-in the child). The ratio per experiment is the median of the per-round ratios of the first call's wall
+CPU, ``runner.INIT_OPTIONS``; the evaluation compiled once as its own function when chunks hold few
+blocks, ``runner.EVAL_APART_MAX_BLOCKS``) against the runner as it was before both (the baseline:
+INIT_OPTIONS emptied and EVAL_APART_MAX_BLOCKS = 0 in the child, so init compiles at XLA's default level
+and every chunk compiles the evaluation in). The ratio per experiment is the median of the per-round ratios of the first call's wall
 time; the compile seconds are medians too.
 
     .venv/bin/python benchmarks/compile.py [--rounds=3] [--only=digits_cnn,transformer]
@@ -32,7 +34,7 @@ EVENTS = {"backend_compile_s": "/jax/core/compile/backend_compile_duration",
           "lower_s": "/jax/core/compile/jaxpr_to_mlir_module_duration"}
 
 
-def child(name: str, default_init: bool) -> None:
+def child(name: str, baseline: bool) -> None:
     """In a fresh process: the first ``Runner.run`` of ``name``'s fast config; prints one JSON line."""
     import importlib
 
@@ -43,8 +45,9 @@ def child(name: str, default_init: bool) -> None:
     from dlnotes.experiments import base
     from dlnotes.train import runner as runner_mod
 
-    if default_init:
+    if baseline:
         runner_mod.INIT_OPTIONS = {}
+        runner_mod.EVAL_APART_MAX_BLOCKS = 0
     events: list = []
     armed = [False]
     monitoring.register_event_duration_secs_listener(
@@ -62,10 +65,10 @@ def child(name: str, default_init: bool) -> None:
     print(json.dumps(out))
 
 
-def spawn(name: str, default_init: bool) -> dict:
+def spawn(name: str, baseline: bool) -> dict:
     from harness import child_json
 
-    return child_json(__file__, ["--child", name] + (["--default_init"] if default_init else []),
+    return child_json(__file__, ["--child", name] + (["--baseline"] if baseline else []),
                       env={"DLNOTES_COMPILATION_CACHE": "off"})
 
 
@@ -76,24 +79,24 @@ def main(argv=None):
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--only", default=",".join(EXPERIMENTS))
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
-    p.add_argument("--default_init", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--baseline", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.child:
-        return child(a.child, a.default_init)
+        return child(a.child, a.baseline)
     print(f"first-run compile time, fresh processes, {a.rounds} interleaved rounds; load {os.getloadavg()[0]:.2f} "
           f"on {os.cpu_count()} CPUs")
     results = {}
     for name in a.only.split(","):
-        details = {"ours": [], "default init": []}
+        details = {"ours": [], "before": []}
 
-        def run(kind, default_init):
+        def run(kind, baseline):
             def once():
-                d = spawn(name, default_init)
+                d = spawn(name, baseline)
                 details[kind].append(d)
                 return d["first_call_s"]
             return once
         print(f"{name}:")
-        cmp = compare({"ours": run("ours", False), "default init": run("default init", True)}, repeats=a.rounds)
+        cmp = compare({"ours": run("ours", False), "before": run("before", True)}, repeats=a.rounds)
         med = {kind: {k: statistics.median(d[k] for d in runs) for k in ("first_call_s", *EVENTS)}
                for kind, runs in details.items()}
         print(f"  medians: " + "; ".join(f"{kind} first call {m['first_call_s']:.2f} s, backend compile "
@@ -101,7 +104,9 @@ def main(argv=None):
                                           f"{m['lower_s']:.2f} s" for kind, m in med.items()))
         results[name] = {"comparison": cmp, "medians": med, "runs": details}
     write_result("compile", {"experiments": results, "rounds": a.rounds,
-                             "note": "fresh processes, no persistent cache, fast configs, evaluation compiled in"})
+                             "note": "fresh processes, no persistent cache, fast configs, evaluation included; "
+                                     "'before' = init at XLA's default level and the evaluation compiled into "
+                                     "init and every chunk"})
 
 
 if __name__ == "__main__":
