@@ -8,8 +8,8 @@ Two ways, alternating process by process (``harness.compare``): ours (init compi
 CPU, ``runner.INIT_OPTIONS``; the evaluation compiled once as its own function when chunks hold few
 blocks, ``runner.EVAL_APART_MAX_BLOCKS``) against the runner as it was before both (the baseline:
 INIT_OPTIONS emptied and EVAL_APART_MAX_BLOCKS = 0 in the child, so init compiles at XLA's default level
-and every chunk compiles the evaluation in). The ratio per experiment is the median of the per-round ratios of the first call's wall
-time; the compile seconds are medians too.
+and every chunk compiles the evaluation in). The ratio per experiment is the median of the per-round
+ratios of the first call's wall time; the compile seconds are medians too.
 
     .venv/bin/python benchmarks/compile.py [--rounds=3] [--only=digits_cnn,transformer]
 

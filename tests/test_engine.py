@@ -137,7 +137,7 @@ def test_evaluation_apart_equals_evaluation_in_the_chunk(grid):
         ((2,) if grid else ()) + (blocks + 1,)
     np.testing.assert_allclose(apart.metrics["evals"]["val"], inside.metrics["evals"]["val"], rtol=1e-6)
     # the evaluation is of the state after each block: the last one is the final state's
-    final = Runner(task, grid=grid)._eval_fn(apart.state, *Runner(task, grid=grid).split_hp(hp), task.data)
+    final = r._eval_fn(apart.state, *r.split_hp(hp), task.data)
     np.testing.assert_allclose(apart.metrics["evals"]["val"][..., -1], final["val"], rtol=1e-6)
 
 

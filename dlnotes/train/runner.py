@@ -16,8 +16,9 @@ select that runs both sides. Which hyperparameters vary is part of the program
 Evaluation (``task.evaluate``, at step 0 and after every block of ``log_every`` steps) is its own compiled
 function, shared by step 0 and every block, when a chunk holds at most ``EVAL_APART_MAX_BLOCKS`` blocks:
 the chunk then trains one block per call and the evaluation follows it. So the evaluation is compiled once,
-not into both the init and the chunk: measured 2026-12-01 on this 2-core CPU, fresh processes, the digits
-CNN's first run (600 steps, one block) went from 4.5–5.3 s to 3.5–4.0 s, the same numbers bit for bit. With
+not into both the init and the chunk: measured 2026-12-01 on this 2-core CPU, 3 alternating fresh processes
+each way, the digits CNN's first run (600 steps, one block) went from 4.5–5.3 s to 3.5–4.0 s, the same
+numbers bit for bit (``benchmarks/compile.py``: 1.11–1.50× on 5 experiments' first runs). With
 more blocks per chunk (a small ``log_every``, e.g. 1) the evaluation runs inside the chunk's scan, so that
 thousands of blocks do not cost two dispatches each (apart costs ~210 µs more per block here: ≤ ~13 ms a
 run at 64 blocks, against 0.5–1 s of compile saved).
