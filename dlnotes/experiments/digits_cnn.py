@@ -81,11 +81,18 @@ def make_augment(config):
     return compose([{"name": "translate", "max_shift": float(config.augment.max_shift), "integer": True}])
 
 
+# The evaluation runs the 2,157 train/val/test/shifted digits in slices of 128 (``eval_batch``): the patch
+# matrix of the 16→32 conv over all of them at once is 80 MB, over 128 of them 4.7 MB, which stays in cache.
+# Measured 2026-12-01 on this 2-core CPU: one evaluation of the CNN 81 → 20 ms, the same numbers bit for bit
+# (tested); its compile within noise (0.77 vs 0.85 s). Slices did not help the MLPs (depth_residual 26 → 47 ms).
+EVAL_BATCH = 128
+
+
 def build_task(config, data=None):
     data = data if data is not None else make_data(config)
     return classification_task(
         config, make_model(config), data, augment=make_augment(config), num_classes=10,
-        eval_splits=("val", "test", "shifted"),
+        eval_splits=("val", "test", "shifted"), eval_batch=EVAL_BATCH,
         call_kwargs=lambda hp: {"dropout": hpmod.get(hp, config, "model.dropout")})
 
 
