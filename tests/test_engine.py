@@ -265,3 +265,50 @@ def test_init_compiles_lightly_on_cpu_with_bitwise_equal_parameters():
         # under a caller's trace the init inlines (compiler options need a top-level jit)
         shapes = jax.eval_shape(lambda k: r.init(hp, k)[0], keys)
         assert [s.shape for s in jax.tree.leaves(shapes)] == [np.shape(a) for a in jax.tree.leaves(light)]
+
+
+def test_full_batch_grid_trains_on_one_copy_of_the_data_per_point(monkeypatch):
+    """A full-batch grid widens its training split to one copy per point (``Runner.widens``); the numbers agree
+    with the shared-data program and with single runs; minibatch grids, single runs and grids whose copies
+    would exceed ``WIDEN_MAX_BYTES`` keep one shared array."""
+    from dlnotes.train import runner as runner_mod
+
+    task = _task(num_steps=60, log_every=20)
+    train = task.data["train"]
+    nbytes = sum(np.asarray(x).nbytes for x in jax.tree.leaves(train))
+    wide = Runner(task, grid=True)
+    assert wide.widens(4, train) and not Runner(task).widens(0, train)
+    assert not Runner(_task(batch_size=8), grid=True).widens(4, train)
+    monkeypatch.setattr(runner_mod, "WIDEN_MAX_BYTES", 4 * nbytes - 1)
+    assert not wide.widens(4, train) and wide.widens(3, train)
+    monkeypatch.setattr(runner_mod, "WIDEN_MAX_BYTES", 0)
+    shared = Runner(task, grid=True)
+    lrs, keys = jnp.array([0.01, 0.05, 0.1, 0.2]), jax.random.split(jax.random.key(7), 4)
+
+    def unbatched_dots(r):   # dot_generals in the chunk's program without batch dimensions (merged over points)
+        hv, hu = r.split_hp({"lr": lrs})
+        state = jax.eval_shape(r._init_fn, hv, hu, jax.random.key_data(keys))
+        jaxpr = jax.make_jaxpr(r.chunk_fn(2))(state, hv, hu, task.data, jnp.int32(0))
+
+        def count(j):
+            n = 0
+            for e in j.eqns:
+                if e.primitive.name == "dot_general" and not e.params["dimension_numbers"][1][0]:
+                    n += 1
+                for v in e.params.values():
+                    for sub in (v if isinstance(v, (list, tuple)) else [v]):
+                        if isinstance(sub, jax.extend.core.ClosedJaxpr):
+                            n += count(sub.jaxpr)
+                        elif isinstance(sub, jax.extend.core.Jaxpr):
+                            n += count(sub)
+            return n
+        return count(jaxpr.jaxpr)
+    a, n_shared = shared.run({"lr": lrs}, keys), unbatched_dots(shared)   # (traced while nothing widens)
+    monkeypatch.setattr(runner_mod, "WIDEN_MAX_BYTES", 64 << 20)
+    b = wide.run({"lr": lrs}, keys)
+    assert (n_shared, unbatched_dots(wide)) == (3, 0)   # x·W1, xᵀ·δ and the evaluation's x·W1
+    for x, y in zip(jax.tree.leaves(a.state.params), jax.tree.leaves(b.state.params)):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+    single = Runner(task).run({"lr": lrs[2]}, keys[2])
+    for x, y in zip(jax.tree.leaves(single.state.params), jax.tree.leaves(b.state.params)):
+        np.testing.assert_allclose(np.asarray(y)[2], x, rtol=1e-5, atol=1e-6)
