@@ -277,6 +277,8 @@ def test_full_batch_grid_trains_on_one_copy_of_the_data_per_point(monkeypatch):
     train = task.data["train"]
     nbytes = sum(np.asarray(x).nbytes for x in jax.tree.leaves(train))
     wide = Runner(task, grid=True)
+    if jax.default_backend() != "cpu":
+        pytest.skip("widening is measured and enabled on CPU only")
     assert wide.widens(4, train) and not Runner(task).widens(0, train)
     assert not Runner(_task(batch_size=8), grid=True).widens(4, train)
     monkeypatch.setattr(runner_mod, "WIDEN_MAX_BYTES", 4 * nbytes - 1)

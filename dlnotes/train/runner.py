@@ -7,7 +7,7 @@ points (leading axis G on ``hp`` and ``keys``) runs as ``vmap`` — or, with
 ``map_batch_size``, as ``lax.map`` over vmapped blocks of that size, which is
 faster on CPUs where a huge vmap gains nothing.
 
-A grid trained full-batch (no ``batch_size``) sees its training split as one batched copy per point
+On CPU, a grid trained full-batch (no ``batch_size``) sees its training split as one batched copy per point
 (``Runner.widens``: a broadcast inside the compiled chunk, while the copies total at most
 ``WIDEN_MAX_BYTES``), not one shared array. Shared, the vmapped model's dots with the data as an operand
 (xᵀ·δ for a first layer's weights) are merged by XLA into one large matmul over all points, for which it
@@ -155,9 +155,9 @@ class Runner:
     def widens(self, grid_size: int, train) -> bool:
         """Whether a grid of ``grid_size`` points trains on its full-batch ``train`` split as one batched
         copy per point (a broadcast) rather than one shared array (see the module docstring): only in a grid,
-        without minibatches (whose batches are per point anyway), and while the copies total at most
-        ``WIDEN_MAX_BYTES``."""
-        if not self.grid or self.task.batch_size:
+        without minibatches (whose batches are per point anyway), while the copies total at most
+        ``WIDEN_MAX_BYTES``, and on CPU (where it was measured)."""
+        if not self.grid or self.task.batch_size or jax.default_backend() != "cpu":
             return False
         nbytes = sum(np.dtype(x.dtype).itemsize * int(np.prod(x.shape)) for x in jax.tree.leaves(train))
         return grid_size * nbytes <= WIDEN_MAX_BYTES
