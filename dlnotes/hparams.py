@@ -7,13 +7,23 @@ strings and bools (widths, step counts, names) are static and shape the program.
 ``hp`` is a flat dict ``{"optimizer.learning_rate": Array(...), ...}``;
 code reads a number with ``get(hp, config, "optimizer.learning_rate")`` which
 falls back to the config value when the key is not traced.
+
+One exception, made by the ``Runner``: a *switch* (a rate whose 0 turns a random branch off,
+``SWITCHES``: dropout, drop-path) that is exactly 0 in a run, or at every point of a grid, enters
+the compiled program as the constant 0 (``freeze_zero_switches``), so the branch is not compiled at
+all; any other value stays traced, so sweeping it never recompiles. Measured 2026-12-02 on this
+2-core CPU: the digits CNN's training chunk 145 instead of 181 kernels, its compile 1.5–1.8 → 1.2 s,
+the same numbers bit for bit (at rate 0 the traced branch was the identity).
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Mapping
 
+import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
 
 def _walk(cfg, prefix=""):
@@ -55,10 +65,42 @@ def from_config(config, dtype=None) -> dict[str, Any]:
 
 
 def get(hp: Mapping[str, Any] | None, config, path: str):
-    """Traced value of ``path`` if present in ``hp``, else the config's value."""
+    """Traced value of ``path`` if present in ``hp`` (a frozen switch's Python 0.0), else the config's value."""
     if hp is not None and path in hp:
-        return hp[path]
+        v = hp[path]
+        return v.value if isinstance(v, Frozen) else v
     return lookup(config, path)
+
+
+SWITCHES = ("dropout", "drop_path")   # last path component: rates whose 0 skips a random branch
+
+
+@dataclasses.dataclass(frozen=True)
+class Frozen:
+    """A hyperparameter compiled in as a constant: a pytree node without leaves (``value`` is part of
+    the tree structure, so ``jax.jit`` compiles once per value and never traces it)."""
+    value: float
+
+
+jax.tree_util.register_static(Frozen)
+
+
+def is_switch(path: str) -> bool:
+    return path.rsplit(".", 1)[-1] in SWITCHES
+
+
+def freeze_zero_switches(hp: Mapping[str, Any]) -> dict[str, Any]:
+    """``hp`` with every switch (``is_switch``) whose value is a concrete scalar exactly 0 replaced by
+    ``Frozen(0.0)``: code that reads it with ``get`` sees a Python 0 and skips the branch (e.g.
+    ``nn.regularize.dropout``). Nonzero, batched and traced values are left as they are."""
+    out = dict(hp)
+    for k, v in hp.items():
+        if not is_switch(k) or isinstance(v, (Frozen, jax.core.Tracer)):
+            continue
+        a = np.asarray(v)
+        if a.ndim == 0 and a == 0:
+            out[k] = Frozen(0.0)
+    return out
 
 
 def with_changes(config, **changes):

@@ -7,7 +7,7 @@ import pytest
 
 from dlnotes import losses
 from dlnotes.train.checkpoint import Checkpointer
-from dlnotes.train.loop import Task, make_train
+from dlnotes.train.loop import Engine, Task, make_train
 from dlnotes.train.runner import CPU_LIBRARY_DOTS, Runner
 from dlnotes.train.sweep import grid_points, parse_sweep, stack_points, sweep_rows
 
@@ -314,3 +314,47 @@ def test_full_batch_grid_trains_on_one_copy_of_the_data_per_point(monkeypatch):
     single = Runner(task).run({"lr": lrs[2]}, keys[2])
     for x, y in zip(jax.tree.leaves(single.state.params), jax.tree.leaves(b.state.params)):
         np.testing.assert_allclose(np.asarray(y)[2], x, rtol=1e-5, atol=1e-6)
+
+
+def _dropout_task():
+    from dlnotes import hparams as hpmod
+    from dlnotes.nn.regularize import dropout
+
+    def loss(p, ms, batch, key, hp):
+        h = jax.nn.relu(batch["x"] @ p["w1"] + p["b1"])
+        h = dropout(h, hpmod.get(hp, None, "model.dropout"), key, train=True)
+        return losses.mse(h @ p["w2"] + p["b2"], batch["y"]), ({}, ms)
+    return _task(loss=loss, num_steps=40)
+
+
+def _conds(fn, *args):
+    return str(jax.make_jaxpr(fn)(*args)).count(" cond[")
+
+
+def test_a_zero_dropout_rate_is_compiled_in_and_other_rates_stay_traced():
+    """A switch (dropout, drop-path) at exactly 0 enters the compiled program as a constant: no branch
+    (and no random draw) compiled, the same numbers bit for bit as the traced rate at 0. Nonzero
+    rates stay traced: changing them does not recompile; in a grid only a uniform 0 is frozen."""
+    from dlnotes import hparams as hpmod
+
+    task = _dropout_task()
+    hp0 = {"lr": jnp.float32(0.05), "model.dropout": jnp.float32(0.0)}
+    r = Runner(task)
+    hv, hu = r.split_hp(hp0)
+    assert hu["model.dropout"] == hpmod.Frozen(0.0) and hpmod.get(hu, None, "model.dropout") == 0.0
+    state, _ = r.init(hp0, jax.random.key(0))
+    assert _conds(r.chunk_fn(1, evaluate=False), state, hv, hu, task.data, jnp.int32(0)) == 0
+    traced = {"lr": jnp.float32(0.05), "model.dropout": jnp.float32(0.0)}
+    assert _conds(lambda s: Engine(task).run(s, traced, task.data, 1, evaluate=False), state) == 2   # forward, backward
+    frozen = r.run(hp0, jax.random.key(0))
+    reference, _ = jax.jit(make_train(task))(traced, jax.random.key(0))  # the rate traced all along
+    for a, b in zip(jax.tree.leaves(frozen.state.params), jax.tree.leaves(reference.params)):
+        np.testing.assert_array_equal(a, b)
+    for rate in (0.3, 0.5):
+        r.run({"lr": jnp.float32(0.05), "model.dropout": jnp.float32(rate)}, jax.random.key(0))
+    assert r.chunk_fn(1, evaluate=False)._cache_size() == 2   # frozen 0, then one traced rate
+    g = Runner(task, grid=True)
+    assert g.split_hp({"lr": jnp.array([0.05, 0.1]), "model.dropout": jnp.zeros(2)})[1]["model.dropout"] \
+        == hpmod.Frozen(0.0)
+    hv, hu = g.split_hp({"lr": jnp.array([0.05, 0.1]), "model.dropout": jnp.array([0.0, 0.3])})
+    assert "model.dropout" in hv and "model.dropout" not in hu

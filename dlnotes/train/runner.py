@@ -57,6 +57,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from dlnotes import hparams as hpmod
 from dlnotes.train.checkpoint import Checkpointer
 from dlnotes.train.loop import Engine, Task, TrainState, concat_metrics
 
@@ -168,10 +169,12 @@ class Runner:
         return self.task.evaluate is not None and chunk_blocks <= EVAL_APART_MAX_BLOCKS
 
     def split_hp(self, hp):
-        """``(varying, uniform)``: in a grid, hyperparameters equal at every point lose the grid axis."""
+        """``(varying, uniform)``: in a grid, hyperparameters equal at every point lose the grid axis;
+        a uniform switch at exactly 0 (dropout, drop-path) is compiled in as a constant
+        (``hparams.freeze_zero_switches``), so its random branch is not compiled."""
         hp = jax.tree.map(jnp.asarray, hp)
         if not self.grid:
-            return {}, hp
+            return {}, hpmod.freeze_zero_switches(hp)
         vary, same = {}, {}
         for k, v in hp.items():
             a = np.asarray(v)
@@ -179,7 +182,7 @@ class Runner:
                 same[k] = v[0]
             else:
                 vary[k] = v
-        return vary, same
+        return vary, hpmod.freeze_zero_switches(same)
 
     def init(self, hp, keys, data=None):
         """``(state, evals at step 0)`` of ``hp``/``keys`` (compiled once per set of varying keys)."""
