@@ -11,7 +11,7 @@ falls back to the config value when the key is not traced.
 One exception, made by the ``Runner``: a *switch* (a rate whose 0 turns a random branch off,
 ``SWITCHES``: dropout, drop-path) that is exactly 0 in a run, or at every point of a grid, enters
 the compiled program as the constant 0 (``freeze_zero_switches``), so the branch is not compiled at
-all; any other value stays traced, so sweeping it never recompiles. Measured 2026-12-02 on this
+all; any other value stays traced, so sweeping it never recompiles. Measured 2026-12-01 on this
 2-core CPU: the digits CNN's training chunk 145 instead of 181 kernels, its compile 1.5–1.8 → 1.2 s,
 the same numbers bit for bit (at rate 0 the traced branch was the identity).
 """
