@@ -10,7 +10,7 @@ Ours: ``digits_cnn.build_task`` through ``Runner`` (one compiled ``lax.scan``), 
 warm-up run that compiles, fresh seed key per repeat. Training only on both sides: the task's
 evaluation (every split's accuracy at step 0 and at the end) is switched off, as PyTorch's loop
 has none. The first call (compile included) is reported both ways: training only, and as
-``train.py`` meets it, with the evaluation compiled in; and in fresh processes (3 rounds, medians):
+``train.py`` meets it, with the evaluation compiled in; and in fresh processes (5 rounds, medians):
 both ways without XLA's persistent compilation cache, and with the evaluation and the cache a previous
 process filled (the scripts enable it).
 PyTorch: the same loop in eager mode and with ``torch.compile`` of the step (default threads).
@@ -163,11 +163,12 @@ def first_call_child(cache: str, training_only: bool = False) -> None:
     print(json.dumps({"first_call_s": time.perf_counter() - t0}))
 
 
-def first_calls(rounds: int = 3) -> dict:
+def first_calls(rounds: int = 5) -> dict:
     """First call in fresh processes (medians of ``rounds``, kinds alternating): without a compilation
     cache, evaluation compiled in (``no_cache``) and training only (``no_cache_training_only``), and with
     the cache a previous process filled (``warm_cache``: what a rerun of ``train.py`` meets; the scripts
-    enable it, ``compile_cache``)."""
+    enable it, ``compile_cache``). Five rounds: a fresh process's compile swings by ±25% from run to run
+    on this shared machine (and by ~1.3× from hour to hour), so ``runs`` keeps every value."""
     import tempfile
 
     from harness import child_json
@@ -222,9 +223,11 @@ def main(argv=None):
           + f"; ours' first call (compile included) {first_str}; XLA cost analysis {cost}; "
           + (f"ours at {100 * frac:.1f}% of the {peak:.0f} GFLOP/s matmul peak" if frac else ""))
     fresh = first_calls()
+    rng = {k: f"{min(v):.2f}–{max(v):.2f}" for k, v in fresh["runs"].items()}
     print(f"first call in a fresh process (evaluation compiled in): {fresh['no_cache']:.2f} s without a "
-          f"compilation cache ({fresh['no_cache_training_only']:.2f} s training only), {fresh['warm_cache']:.2f} s "
-          f"with the cache a previous run filled (medians)")
+          f"compilation cache (range {rng['no_cache']}; {fresh['no_cache_training_only']:.2f} s training only, "
+          f"range {rng['no_cache_training_only']}), {fresh['warm_cache']:.2f} s with the cache a previous run "
+          f"filled (medians of {len(fresh['runs']['no_cache'])})")
     extra["fresh_process_first_call_s"] = fresh
     write_result("cnn", {"steps": a.steps, "batch": 32, "comparison": cmp, "images_per_s": ips,
                          "matmul_peak_gflops": peak, "fraction_of_peak": frac, **extra})
