@@ -12,8 +12,8 @@ One exception, made by the ``Runner``: a *switch* (a rate whose 0 turns a random
 ``SWITCHES``: dropout, drop-path) that is exactly 0 in a run, or at every point of a grid, enters
 the compiled program as the constant 0 (``freeze_zero_switches``), so the branch is not compiled at
 all; any other value stays traced, so sweeping it never recompiles. Measured 2026-12-01 on this
-2-core CPU: the digits CNN's training chunk 145 instead of 181 kernels, its compile 1.5–1.8 → 1.2 s,
-the same numbers bit for bit (at rate 0 the traced branch was the identity).
+2-core CPU: the digits CNN's training chunk 145 instead of 181 kernels, its compile 2.04 → 1.63 s (fresh
+processes, medians of 8), the same numbers bit for bit (at rate 0 the traced branch was the identity).
 """
 from __future__ import annotations
 
