@@ -6,9 +6,10 @@ summing XLA's backend compile time over the programs it built (``jax.monitoring`
 ``/jax/core/compile/backend_compile_duration``; tracing and lowering to MLIR are reported apart).
 Two ways, alternating process by process (``harness.compare``): ours (init compiled at LLVM level 1 on
 CPU, ``runner.INIT_OPTIONS``; the evaluation compiled once as its own function when chunks hold few
-blocks, ``runner.EVAL_APART_MAX_BLOCKS``) against the runner as it was before both (the baseline:
-INIT_OPTIONS emptied and EVAL_APART_MAX_BLOCKS = 0 in the child, so init compiles at XLA's default level
-and every chunk compiles the evaluation in). The ratio per experiment is the median of the per-round
+blocks, ``runner.EVAL_APART_MAX_BLOCKS``; a zero dropout / drop-path rate compiled in as a constant,
+``hparams.freeze_zero_switches``) against the runner as it was before all three (the baseline:
+INIT_OPTIONS emptied, EVAL_APART_MAX_BLOCKS = 0 and the freeze off in the child, so init compiles at
+XLA's default level, every chunk compiles the evaluation in, and a zero rate's random branch too). The ratio per experiment is the median of the per-round
 ratios of the first call's wall time; the compile seconds are medians too.
 
     .venv/bin/python benchmarks/compile.py [--rounds=3] [--only=digits_cnn,transformer]
@@ -48,6 +49,7 @@ def child(name: str, baseline: bool) -> None:
     if baseline:
         runner_mod.INIT_OPTIONS = {}
         runner_mod.EVAL_APART_MAX_BLOCKS = 0
+        hpmod.freeze_zero_switches = dict   # zero dropout / drop-path rates traced, their branch compiled
     events: list = []
     armed = [False]
     monitoring.register_event_duration_secs_listener(
@@ -105,8 +107,8 @@ def main(argv=None):
         results[name] = {"comparison": cmp, "medians": med, "runs": details}
     write_result("compile", {"experiments": results, "rounds": a.rounds,
                              "note": "fresh processes, no persistent cache, fast configs, evaluation included; "
-                                     "'before' = init at XLA's default level and the evaluation compiled into "
-                                     "init and every chunk"})
+                                     "'before' = init at XLA's default level, the evaluation compiled into "
+                                     "init and every chunk, zero dropout / drop-path rates traced"})
 
 
 if __name__ == "__main__":
