@@ -267,6 +267,40 @@ def test_init_compiles_lightly_on_cpu_with_bitwise_equal_parameters():
         assert [s.shape for s in jax.tree.leaves(shapes)] == [np.shape(a) for a in jax.tree.leaves(light)]
 
 
+def test_a_task_s_cpu_compiler_options_reach_its_programs():
+    """``Task.cpu_compiler_options`` (the digits CNN asks for XLA's loop emitters) are compiled into the
+    init, evaluation and chunks on CPU: the run's numbers then differ from a default compile in the last bits
+    only; an option this jaxlib does not know is dropped instead of failing the run."""
+    import dataclasses
+
+    from dlnotes import hparams as hpmod
+    from dlnotes.experiments import base, digits_cnn
+    from dlnotes.train import runner as runner_mod
+    from dlnotes.train.runner import CPU_LOOP_EMITTERS, compiler_options
+
+    cfg = hpmod.with_changes(base.load_config("digits_cnn", "fast"), num_steps=40, log_every=40)
+    task = digits_cnn.build_task(cfg)
+    assert task.cpu_compiler_options == CPU_LOOP_EMITTERS
+    if jax.default_backend() != "cpu":
+        assert compiler_options(False, task_options=CPU_LOOP_EMITTERS) is None
+        pytest.skip("CPU compiler options")
+    assert compiler_options(False, task_options=CPU_LOOP_EMITTERS) == CPU_LOOP_EMITTERS
+    assert compiler_options(False, init=True, task_options=CPU_LOOP_EMITTERS) == {
+        **CPU_LOOP_EMITTERS, **runner_mod.INIT_OPTIONS}
+    assert compiler_options(False, task_options={"xla_cpu_no_such_option_in_any_xla": True}) is None
+    hp, key = hpmod.from_config(cfg), jax.random.key(5)
+    ours = Runner(task)
+    assert ours._options == CPU_LOOP_EMITTERS
+    a = ours.run(hp, key)
+    b = Runner(dataclasses.replace(task, cpu_compiler_options=None)).run(hp, key)
+    pa, pb = (np.concatenate([np.ravel(x) for x in jax.tree.leaves(r.state.params)]) for r in (a, b))
+    np.testing.assert_allclose(pa, pb, rtol=1e-3, atol=1e-5)
+    for name in a.metrics["evals"]:
+        np.testing.assert_allclose(a.metrics["evals"][name], b.metrics["evals"][name], rtol=1e-3, atol=1e-5)
+    if runner_mod._cpu_accepts(*next(iter(CPU_LOOP_EMITTERS.items()))):
+        assert not np.array_equal(pa, pb)   # the option reached the chunk: other code, other last bits
+
+
 def test_full_batch_grid_trains_on_one_copy_of_the_data_per_point(monkeypatch):
     """A full-batch grid widens its training split to one copy per point (``Runner.widens``); the numbers agree
     with the shared-data program and with single runs; minibatch grids, single runs and grids whose copies

@@ -47,6 +47,9 @@ class Task:
     data: dict of splits; ``data[train_split]`` is a dict of arrays with a shared leading example axis.
     batch_size: None or 0 = full batch (GD); otherwise minibatches drawn by ``sampling``:
       "epoch" (reshuffle every epoch, drop the remainder) or "replacement" (iid indices).
+    cpu_compiler_options: XLA options for this task's compiled programs (init, evaluation, chunks) when
+      the ``Runner`` compiles them on a CPU, e.g. ``runner.CPU_LOOP_EMITTERS``; ignored on GPU/TPU. A
+      task picks them where they were measured to help its model (they change results in the last bits).
     """
 
     init: Callable
@@ -59,6 +62,7 @@ class Task:
     log_every: int = 1
     evaluate: Callable | None = None
     train_split: str = "train"
+    cpu_compiler_options: Mapping[str, Any] | None = None
 
     def __post_init__(self):
         check(isinstance(self.num_steps, int) and self.num_steps > 0, "num_steps", "must be a positive int")

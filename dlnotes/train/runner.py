@@ -105,12 +105,37 @@ EVAL_APART_MAX_BLOCKS = 64
 WIDEN_MAX_BYTES = 64 << 20
 
 
-def compiler_options(library_dots: bool, *, init: bool = False) -> dict | None:
-    """XLA options for ``jax.jit`` on the CPU: ``CPU_LIBRARY_DOTS`` if asked for, plus ``INIT_OPTIONS``
-    for the once-per-run init function (``init=True``). None elsewhere (GPU, TPU) and when empty."""
+# XLA's loop emitters for the CPU (the code generator before the MLIR fusion emitters, still selectable):
+# a task opts in with ``Task(cpu_compiler_options=CPU_LOOP_EMITTERS)`` where it was measured to help.
+# Measured 2026-12-02 on this 2-core CPU, idle, fresh processes, no persistent cache: the digits CNN's three
+# programs (init, evaluation, 600-step chunk) compiled in 1.41-1.59 s instead of 2.12-3.09 s (3 alternating
+# rounds), and its chunk ran 0.90x the time (16 interleaved rounds in one process, range 0.76-1.26); first run
+# of the fast configs (2 rounds each): digits_cnn 5.8-7.5 -> 4.9-5.0 s, normalization 5.9-6.0 -> 3.7-4.5 s,
+# regularization 2.2-2.4 -> 1.6-1.8 s, depth_residual 8.6-10.8 -> 7.8-8.4 s, conv_geometry 4.2-4.5 -> 3.0-3.5 s.
+# Not a default: the transformer compiled 1.3x slower and the sweep benchmark's vmapped MLP grid ran 1.48x
+# slower with them (12-01), and they change results in the last bits (other fusion, other FMA contraction).
+CPU_LOOP_EMITTERS = {"xla_cpu_use_fusion_emitters": False}
+
+
+@functools.lru_cache(maxsize=None)
+def _cpu_accepts(option: str, value) -> bool:
+    """Whether this jaxlib's CPU compiler takes ``option=value`` (a later XLA may drop an option; a task
+    asking for one then compiles with XLA's defaults instead of failing). One tiny compile per option."""
+    try:
+        jax.jit(lambda: 0).lower().compile({option: value})
+        return True
+    except Exception:  # noqa: BLE001 — XLA reports an unknown option as INVALID_ARGUMENT
+        return False
+
+
+def compiler_options(library_dots: bool, *, init: bool = False, task_options=None) -> dict | None:
+    """XLA options for ``jax.jit`` on the CPU: the task's ``cpu_compiler_options`` (those this jaxlib
+    accepts), ``CPU_LIBRARY_DOTS`` if asked for, plus ``INIT_OPTIONS`` for the once-per-run init function
+    (``init=True``). None elsewhere (GPU, TPU) and when empty."""
     if jax.default_backend() != "cpu":
         return None
-    opts = {**(CPU_LIBRARY_DOTS if library_dots else {}), **(INIT_OPTIONS if init else {})}
+    task = {k: v for k, v in (task_options or {}).items() if _cpu_accepts(k, v)}
+    opts = {**task, **(CPU_LIBRARY_DOTS if library_dots else {}), **(INIT_OPTIONS if init else {})}
     return opts or None
 
 
@@ -122,11 +147,12 @@ class Runner:
         self.task, self.grid = task, grid
         self.engine = Engine(task)
         e = self.engine
-        self._options = compiler_options(library_dots)
+        self._options = compiler_options(library_dots, task_options=task.cpu_compiler_options)
         # (varying hp, uniform hp, keys): the varying part carries the grid axis.
         self._init_fn = _batched(lambda hv, hu, k: e.init_state({**hv, **hu}, k), grid, map_batch_size,
                                  (0, None, 0))
-        self._init = jax.jit(self._init_fn, compiler_options=compiler_options(library_dots, init=True))
+        self._init = jax.jit(self._init_fn, compiler_options=compiler_options(
+            library_dots, init=True, task_options=task.cpu_compiler_options))
         # (state, varying hp, uniform hp, data) -> evaluation metrics
         self._eval_fn = _batched(lambda s, hv, hu, d: e.evaluate(s, {**hv, **hu}, d), grid, map_batch_size,
                                  (0, 0, None, None))

@@ -41,7 +41,7 @@ def least_squares_task(config, data, *, optimizer: Callable, evaluate: Callable 
 
 def classification_task(config, model, data, *, augment=None, call_kwargs: Callable | None = None,
                         eval_splits=("val", "test"), num_classes: int | None = None,
-                        eval_batch: int = 0) -> Task:
+                        eval_batch: int = 0, cpu_compiler_options=None) -> Task:
     """Softmax classification of ``data[split] = {"x": (N, ...), "y": (N,) int}``.
 
     ``model``: a :class:`dlnotes.models.base.Functional` (``init``/``apply``).
@@ -56,6 +56,7 @@ def classification_task(config, model, data, *, augment=None, call_kwargs: Calla
     ``train_acc`` on the training set; ``eval_batch`` > 0 evaluates in slices of
     that size (``lax.map``, the last one zero-padded) to bound memory. All splits go through
     one forward pass (concatenated), so the network's forward pass is compiled once for evaluation.
+    ``cpu_compiler_options``: see :class:`~dlnotes.train.loop.Task`.
     """
     from dlnotes.losses import cross_entropy
 
@@ -106,7 +107,7 @@ def classification_task(config, model, data, *, augment=None, call_kwargs: Calla
     bs = config.get("batch_size", 0) or None
     return Task(init=model.init, loss=loss, optimizer=lambda hp: _make_optimizer(config, hp), data=data,
                 num_steps=config.num_steps, batch_size=bs, sampling=config.get("sampling", "epoch"),
-                log_every=config.get("log_every", 1), evaluate=evaluate)
+                log_every=config.get("log_every", 1), evaluate=evaluate, cpu_compiler_options=cpu_compiler_options)
 
 
 def _make_optimizer(config, hp):
