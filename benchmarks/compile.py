@@ -7,9 +7,11 @@ summing XLA's backend compile time over the programs it built (``jax.monitoring`
 Two ways, alternating process by process (``harness.compare``): ours (init compiled at LLVM level 1 on
 CPU, ``runner.INIT_OPTIONS``; the evaluation compiled once as its own function when chunks hold few
 blocks, ``runner.EVAL_APART_MAX_BLOCKS``; a zero dropout / drop-path rate compiled in as a constant,
-``hparams.freeze_zero_switches``) against the runner as it was before all three (the baseline:
-INIT_OPTIONS emptied, EVAL_APART_MAX_BLOCKS = 0 and the freeze off in the child, so init compiles at
-XLA's default level, every chunk compiles the evaluation in, and a zero rate's random branch too). The ratio per experiment is the median of the per-round
+``hparams.freeze_zero_switches``; the task's CPU compiler options, ``Task.cpu_compiler_options``: XLA's
+loop emitters for the digits CNN and conv_geometry) against the runner as it was before all four (the baseline:
+INIT_OPTIONS emptied, EVAL_APART_MAX_BLOCKS = 0, the freeze off and the task's options dropped in the child,
+so init compiles at XLA's default level, every chunk compiles the evaluation in, a zero rate's random branch
+too, with XLA's default emitters). The ratio per experiment is the median of the per-round
 ratios of the first call's wall time; the compile seconds are medians too.
 
     .venv/bin/python benchmarks/compile.py [--rounds=3] [--only=digits_cnn,transformer]
@@ -29,7 +31,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-EXPERIMENTS = ("digits_cnn", "normalization", "regularization", "transformer", "gnn")
+EXPERIMENTS = ("digits_cnn", "normalization", "regularization", "transformer", "gnn", "conv_geometry")
 EVENTS = {"backend_compile_s": "/jax/core/compile/backend_compile_duration",
           "trace_s": "/jax/core/compile/jaxpr_trace_duration",
           "lower_s": "/jax/core/compile/jaxpr_to_mlir_module_duration"}
@@ -37,6 +39,7 @@ EVENTS = {"backend_compile_s": "/jax/core/compile/backend_compile_duration",
 
 def child(name: str, baseline: bool) -> None:
     """In a fresh process: the first ``Runner.run`` of ``name``'s fast config; prints one JSON line."""
+    import dataclasses
     import importlib
 
     import jax
@@ -56,6 +59,8 @@ def child(name: str, baseline: bool) -> None:
         lambda event, duration, **kw: armed[0] and events.append((event, duration)))
     cfg = base.load_config(name, "fast")
     task = importlib.import_module(f"dlnotes.experiments.{name}").build_task(cfg)
+    if baseline:   # XLA's default (fusion) emitters, not the task's CPU options
+        task = dataclasses.replace(task, cpu_compiler_options=None)
     hp = hpmod.from_config(cfg)
     armed[0] = True
     t0 = time.perf_counter()
@@ -108,7 +113,8 @@ def main(argv=None):
     write_result("compile", {"experiments": results, "rounds": a.rounds,
                              "note": "fresh processes, no persistent cache, fast configs, evaluation included; "
                                      "'before' = init at XLA's default level, the evaluation compiled into "
-                                     "init and every chunk, zero dropout / drop-path rates traced"})
+                                     "init and every chunk, zero dropout / drop-path rates traced, XLA's default "
+                                     "emitters (no task CPU options)"})
 
 
 if __name__ == "__main__":
