@@ -39,6 +39,7 @@ from dlnotes.optim.factory import validate_optimizer_config
 from dlnotes import hparams as hpmod
 from dlnotes.train import plots
 from dlnotes.train.sweep import run_points
+from dlnotes.train.runner import CPU_LOOP_EMITTERS
 from dlnotes.train.tasks import classification_task
 
 CLAIMS = ("C29", "C30")
@@ -76,7 +77,7 @@ def _call_kwargs(config):
 def build_task(config, data=None):
     data = data if data is not None else make_data(config)
     return classification_task(config, MAKERS[config.model.name](config), data, num_classes=10,
-                               call_kwargs=_call_kwargs(config))
+                               call_kwargs=_call_kwargs(config), cpu_compiler_options=CPU_LOOP_EMITTERS)
 
 
 def run(config, workdir):
