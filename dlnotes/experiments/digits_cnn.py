@@ -90,7 +90,7 @@ EVAL_BATCH = 128
 
 # On CPU the programs compile with XLA's loop emitters (``runner.CPU_LOOP_EMITTERS``): measured 2026-12-02 on
 # this 2-core CPU, idle, the CNN's first run (init, evaluation and a 600-step chunk compiled) 1.4-1.6 s of
-# compile instead of 2.1-3.1 s, and its training chunk 0.90x the time; the MLP's programs compile faster too.
+# compile instead of 2.1-3.1 s, and its training chunk 0.90x the time (BUILD.md, Decisions).
 COMPILER_OPTIONS = CPU_LOOP_EMITTERS
 
 
