@@ -91,7 +91,6 @@ EVAL_BATCH = 128
 # On CPU the programs compile with XLA's loop emitters (``runner.CPU_LOOP_EMITTERS``): measured 2026-12-02 on
 # this 2-core CPU, idle, the CNN's first run (init, evaluation and a 600-step chunk compiled) 1.4-1.6 s of
 # compile instead of 2.1-3.1 s, and its training chunk 0.90x the time (BUILD.md, Decisions).
-COMPILER_OPTIONS = CPU_LOOP_EMITTERS
 
 
 def build_task(config, data=None):
@@ -100,7 +99,7 @@ def build_task(config, data=None):
         config, make_model(config), data, augment=make_augment(config), num_classes=10,
         eval_splits=("val", "test", "shifted"), eval_batch=EVAL_BATCH,
         call_kwargs=lambda hp: {"dropout": hpmod.get(hp, config, "model.dropout")},
-        cpu_compiler_options=COMPILER_OPTIONS)
+        cpu_compiler_options=CPU_LOOP_EMITTERS)
 
 
 VARIANTS = (("MLP", "mlp", False), ("CNN", "cnn", False), ("CNN + shifts", "cnn", True))
