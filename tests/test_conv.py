@@ -45,6 +45,8 @@ CASES = [  # (H, W, C, O, K, stride, pads, dilation, groups, mode)
     (8, 7, 3, 6, (3, 3), (2, 2), ((1, 1), (1, 1)), (1, 2), 3, "zeros"),   # depthwise, multiplier 2
     (6, 7, 2, 3, (3, 3), (1, 1), ((1, 1), (2, 2)), (1, 1), 1, "reflect"),
     (6, 7, 4, 4, (3, 3), (1, 2), ((2, 1), (1, 2)), (1, 1), 4, "reflect"),
+    (8, 8, 1, 16, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1, "zeros"),   # one channel: shift and add
+    (9, 8, 1, 5, (3, 2), (2, 1), ((2, 1), (1, 1)), (1, 2), 1, "reflect"),
 ]
 
 
@@ -83,6 +85,27 @@ def test_im2col_equals_lax_conv(padding, stride, dilation):
     grad = jax.jit(jax.grad(lambda x, impl: (conv(x, impl) ** 2).sum()), static_argnums=1)
     ga, gb = grad(x, "im2col"), grad(x, "xla")
     np.testing.assert_allclose(ga, gb, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("stride,dilation", [(1, 1), (2, 1), (1, 2)])
+def test_one_channel_conv_derivatives_match_lax_conv(stride, dilation):
+    """The 1-channel input's shift-and-add forward carries the patch matmul's derivatives (custom_jvp):
+    reverse mode for x and w, forward mode, and a Hessian-vector product all match XLA's conv."""
+    x = jax.random.normal(jax.random.key(0), (3, 9, 8, 1))
+    w = jax.random.normal(jax.random.key(1), (3, 3, 1, 6))
+    v = jax.random.normal(jax.random.key(2), w.shape)
+
+    def loss(x, w, impl):
+        y = C.conv2d(x, w, stride=stride, padding="SAME", dilation=dilation, impl=impl)
+        return (jnp.tanh(y) ** 2).sum()
+
+    for f in (jax.grad(loss, argnums=(0, 1)),
+              lambda x, w, impl: jax.jvp(lambda w: C.conv2d(x, w, stride=stride, padding="SAME",
+                                                            dilation=dilation, impl=impl), (w,), (v,)),
+              lambda x, w, impl: jax.jvp(lambda w: jax.grad(loss, argnums=1)(x, w, impl), (w,), (v,))[1]):
+        a, b = jax.jit(f, static_argnums=2)(x, w, "im2col"), jax.jit(f, static_argnums=2)(x, w, "xla")
+        for u, r in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+            np.testing.assert_allclose(u, r, rtol=1e-4, atol=1e-4)
 
 
 def test_auto_picks_im2col_on_cpu():

@@ -11,7 +11,9 @@ and the output size is ⌊(W − K + 2P)/S⌋ + 1.
                     a depthwise strided conv with the kernel v repeated over channels
 
 All are shifted strided slices of the padded input combined elementwise (no
-``reduce_window``), cheap on CPU inside ``lax.scan``, and differentiable.
+``reduce_window``), cheap on CPU inside ``lax.scan``, and differentiable — except a max pool
+whose stride equals its window with no padding (the common 2×2 one): a reshape into tiles and one
+reduction, which was faster still.
 """
 from __future__ import annotations
 
@@ -41,10 +43,27 @@ def _views(x, k, s, pads, pad_value):
     return shifted_views(xp, k, s, (1, 1), out)
 
 
+def _tiled_max(x, k):
+    """Max over non-overlapping K_h×K_w tiles (stride = window, no padding): a crop to whole tiles,
+    a reshape to (N, H/K_h, K_h, W/K_w, K_w, C) and one reduction. Same values as the max of the
+    shifted views; its gradient is XLA's reduce-max rule (ties share it equally, where the chain of
+    pairwise maxima would pick one — values are exactly equal only by construction, e.g. zeros after
+    a ReLU, whose gradient the ReLU then masks). Measured (12-02, digits-CNN step, in-process
+    interleaved, 10 rounds): 0.93–0.95× the time of the shifted views, same trained bits."""
+    n, h, w, c = x.shape
+    ho, wo = h // k[0], w // k[1]
+    if min(ho, wo) < 1:
+        raise ConfigError("window", f"window {k} larger than padded input {(h, w)}")
+    x = x[:, :ho * k[0], :wo * k[1]]
+    return x.reshape(n, ho, k[0], wo, k[1], c).max(axis=(2, 4))
+
+
 @functools.partial(jax.jit, static_argnums=(1, 2, 3, 4, 5))
 def _pool(x, k, s, pads, kind, arg):
     """Jitted core (eager calls compile once; inlined under an outer jit)."""
     if kind == "max":
+        if k == s and all(p == (0, 0) for p in pads):
+            return _tiled_max(x, k)
         views = _views(x, k, s, pads, -jnp.inf)
         y = views[0]
         for v in views[1:]:
