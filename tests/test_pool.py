@@ -78,6 +78,17 @@ def test_max_pool_gradient_routes_to_the_max(x):
     assert (win.sum(axis=(2, 4)) == 1).all()
 
 
+def test_max_pool_ties_share_the_gradient():
+    """Tiles of equal values (zeros after a ReLU, a flat image region) split the window's gradient equally,
+    so each window still passes on exactly its output's gradient."""
+    x = jnp.zeros((1, 4, 6, 2)).at[0, 0, 0, 0].set(1.0)
+    g = np.asarray(jax.grad(lambda x: (P.max_pool(x, 2) * jnp.arange(1.0, 13.0).reshape(1, 2, 3, 2)).sum())(x))
+    win = g.reshape(1, 2, 2, 3, 2, 2)
+    np.testing.assert_allclose(win.sum(axis=(2, 4)), np.arange(1.0, 13.0).reshape(1, 2, 3, 2), rtol=1e-6)
+    assert g[0, 0, 0, 0] == 1.0 and (g[0, :2, :2, 0].ravel()[1:] == 0).all()     # a strict max takes it all
+    np.testing.assert_allclose(g[0, :2, :2, 1], np.full((2, 2), 2.0 / 4))          # a tie of four: a quarter each
+
+
 def test_max_pool_is_more_shift_invariant_than_subsampling():
     """C21 mechanism: among active units, 1-pixel shifts change a max-pooled map less."""
     rng = np.random.default_rng(0)
