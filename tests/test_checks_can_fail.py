@@ -95,6 +95,27 @@ def test_c7_reproduced_differs_and_fails_on_crafted_histories():
     assert c7_check(widths, small, 1)[3:] == (False, False)
 
 
+def test_c25_reproduced_differs_and_fails_on_crafted_histories():
+    from dlnotes.experiments.normalization import c25_check
+
+    ones = np.ones((3, 11))                                   # 3 seeds, 11 evaluations (epoch ends)
+    bn2, bn32, gn2, gn32 = 0.86 * ones, 0.977 * ones, 0.976 * ones, 0.976 * ones
+    gaps, holds, ok = c25_check(bn2, bn32, gn2, gn32)
+    assert (holds, ok) == (True, True) and gaps["bn"] == pytest.approx([11.7] * 3)
+    dipped = gn2.copy()
+    dipped[1, -1] = 0.92                                      # one seed ends in a dip, 98.5 → 92 style
+    gaps, holds, ok = c25_check(bn2, bn32, dipped, gn32)
+    assert gaps["gn"].mean() > 1 and (holds, ok) == (False, True)
+    assert gaps["gn_small_dip"][1] == pytest.approx(5.6) and gaps["gn_late"] == pytest.approx([0.0] * 3)
+    worse = gn2.copy()
+    worse[1, -3:] = 0.92                                      # that seed really is worse at batch 2: no dip
+    assert c25_check(bn2, bn32, worse, gn32)[1:] == (False, False)
+    shallow = gn2.copy()
+    shallow[:, -1] = 0.961                                    # every seed 1.5 points down: a gap, not a dip
+    assert c25_check(bn2, bn32, shallow, gn32)[1:] == (False, False)
+    assert c25_check(0.95 * ones, bn32, gn2, gn32)[1:] == (False, False)   # BN's gap missing: no explanation
+
+
 def test_c41_reproduced_differs_and_fails_on_crafted_scores():
     from dlnotes.experiments.seq2seq_attention import c41_check
 
