@@ -4,7 +4,7 @@ An experiment module declares ``DIFFERS = ("C15", ...)``: the claims whose notes
 measured not to hold here. A claim that moves between ``reproduced`` and ``differs`` fails this
 test until that declaration (and CLAIMS.md) is changed deliberately. ``CHAOTIC = ("C7",)`` names
 the claims whose verdict at the protocol's last step was measured to be decided by float rounding
-(relu_elbows and seq2seq_attention document the measurements): those may be reproduced or differs,
+(relu_elbows, seq2seq_attention and normalization document the measurements): those may be reproduced or differs,
 never fails.
 """
 import os
