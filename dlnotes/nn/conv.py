@@ -175,7 +175,7 @@ def _conv2d_im2col(x, w, strides, pads, dil, groups, padding_mode):
     out = tuple((x.shape[1 + i] - k_eff[i]) // strides[i] + 1 for i in range(2))
     if min(out) < 1:
         raise ConfigError("conv2d", f"kernel {k_eff} larger than padded input {x.shape[1:3]}")
-    if groups == 1:   # one input channel: shift and add, its derivatives through the patch matmul
+    if groups == 1:   # the patch matmul; one input channel: shift and add, derivatives through the matmul
         return _one_channel_conv(x, w, strides, dil) if c == 1 else _patch_matmul(x, w, strides, dil)
     views = shifted_views(x, (kh, kw), strides, dil, out)
     n = x.shape[0]

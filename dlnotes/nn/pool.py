@@ -46,9 +46,9 @@ def _views(x, k, s, pads, pad_value):
 def _tiled_max(x, k):
     """Max over non-overlapping K_h×K_w tiles (stride = window, no padding): a crop to whole tiles,
     a reshape to (N, H/K_h, K_h, W/K_w, K_w, C) and one reduction. Same values as the max of the
-    shifted views; its gradient is XLA's reduce-max rule (ties share it equally, where the chain of
-    pairwise maxima would pick one — values are exactly equal only by construction, e.g. zeros after
-    a ReLU, whose gradient the ReLU then masks). The digits CNN's 600 training steps ran 1.07× faster
+    shifted views; its gradient is JAX's reduce-max rule: ties share it equally, where the chain of
+    pairwise maxima split a 2×2 tie 1/8, 1/8, 1/4, 1/2 (values are exactly equal mostly by
+    construction, e.g. zeros after a ReLU, whose gradient the ReLU then masks). The digits CNN's 600 training steps ran 1.07× faster
     than with the shifted views (12-02, each version in its own process, taking turns, 14 rounds), with
     the same trained bits."""
     n, h, w, c = x.shape
